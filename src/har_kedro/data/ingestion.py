@@ -1,0 +1,81 @@
+"""Ingestion as library code: any supported layout in, manifest + rejected table out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from har_kedro.data.errors import DataInputError
+from har_kedro.data.manifest import SplitSpec, build_manifest
+from har_kedro.data.source_config import SourceConfig
+from har_kedro.data.sources import Collected, collect_image_folder, collect_kaggle, collect_parquet, read_class_names_file
+
+logger = logging.getLogger(__name__)
+
+
+def collect(config: SourceConfig, class_names: Sequence[str] | None) -> Collected:
+    """List the candidates of the configured layout (``demo`` is a Kaggle layout once generated)."""
+    if config.kind in ("kaggle", "demo"):
+        return collect_kaggle(config.root, config.labelled_csv, config.labelled_dir, config.unlabelled_csv, config.unlabelled_dir)
+    if config.kind == "image_folder":
+        return collect_image_folder(config.root)
+    names = class_names
+    if config.class_names_file:
+        names = read_class_names_file(config.class_names_file, config.label_column)
+    return collect_parquet(config.paths, config.unlabelled_paths, config.image_column, config.label_column, names)
+
+
+def resolve_class_names(configured: Sequence[str] | None, collected: Collected) -> list[str]:
+    """Configured names win; else the layout's own; else the sorted distinct labels."""
+    if configured:
+        names = [str(n) for n in configured]
+    elif collected.class_names:
+        names = list(collected.class_names)
+    else:
+        names = sorted({c.label for c in collected.candidates if c.label is not None})
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise DataInputError(f"ingestion.class_names lists {duplicates} more than once; list each class once.")
+    if not names:
+        raise DataInputError("no class names: set ingestion.class_names or give labelled images.")
+    return names
+
+
+def ingest(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Manifest and rejected table for ``source`` under the ``ingestion`` parameters."""
+    config = SourceConfig.from_params(source)
+    split = params.get("split", {})
+    collected = collect(config, params.get("class_names"))
+    class_names = resolve_class_names(params.get("class_names"), collected)
+    manifest, rejected = build_manifest(
+        collected,
+        class_names,
+        SplitSpec(fractions=dict(split.get("fractions", {"train": 0.8, "val": 0.1, "test": 0.1})), seed=int(split.get("seed", 42))),
+        max_pixels=int(params.get("max_image_pixels", 50_000_000)),
+        num_workers=params.get("num_workers", "auto"),
+        source_description=config.describe(),
+        progress=bool(params.get("progress", True)),
+    )
+    if len(rejected):
+        shown = "; ".join(f"{r.image_id}: {r.reason}" for r in rejected.head(5).itertuples())
+        logger.warning("Rejected %d of %d images (see rejected_images): %s%s", len(rejected), len(manifest) + len(rejected), shown, " ..." if len(rejected) > 5 else "")
+    return manifest, rejected
+
+
+def summarise(manifest: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, Any]:
+    """Counts a reader checks first: images per split and class, and why images were rejected."""
+    per_split = manifest.groupby("split").size().sort_index()
+    per_class = manifest[manifest["label_id"] >= 0].pivot_table(
+        index="label", columns="split", values="image_id", aggfunc="count", fill_value=0
+    )
+    reasons = rejected["reason"].str.replace(r"\(.*\)|'.*?'|\d+", "…", regex=True).value_counts()
+    return {
+        "images_kept": int(len(manifest)),
+        "images_rejected": int(len(rejected)),
+        "per_split": {str(k): int(v) for k, v in per_split.items()},
+        "per_class": {str(label): {str(s): int(n) for s, n in row.items()} for label, row in per_class.iterrows()},
+        "rejection_reasons": {str(k): int(v) for k, v in reasons.items()},
+    }

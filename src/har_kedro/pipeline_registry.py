@@ -1,0 +1,19 @@
+"""Project pipelines: the data half, one training pipeline per model, reporting."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from har_kedro.pipelines import ingestion, preprocessing, reporting, training
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines: dict[str, Pipeline] = {
+        "ingestion": ingestion.create_pipeline(),
+        "preprocessing": preprocessing.create_pipeline(),
+    }
+    for model in training.MODELS:
+        pipelines[f"train_{model}"] = training.create_pipeline(model=model)
+    pipelines["reporting"] = reporting.create_pipeline()
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    return pipelines
