@@ -25,10 +25,9 @@ def photo_crop(index: int, width: int, height: int, seed: int = 0) -> Image.Imag
     photo = photos[index % len(photos)]
     rng = np.random.default_rng([seed, index])
     h, w = photo.shape[:2]
-    scale = max(width / w, height / h, 1.0)
-    image = Image.fromarray(photo)
-    if scale > 1.0:
-        image = image.resize((int(np.ceil(w * scale)), int(np.ceil(h * scale))))
+    # A random zoom as well as a random window, so no two crops are the same picture.
+    scale = max(width / w, height / h, 1.0) * float(rng.uniform(1.05, 1.4))
+    image = Image.fromarray(photo).resize((int(np.ceil(w * scale)), int(np.ceil(h * scale))), Image.Resampling.BILINEAR)
     w, h = image.size
     x = int(rng.integers(0, w - width + 1))
     y = int(rng.integers(0, h - height + 1))

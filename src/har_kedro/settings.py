@@ -5,9 +5,15 @@ overrides what the offline demo changes, so ``base_env``/``default_run_env`` kee
 standard meaning: ``base`` is the real configuration, ``local`` the user's private one.
 """
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
 
 from har_kedro.hooks import OfflineHooks
+
+# Kedro's own config loader still calls an omegaconf API that warns on every run; the
+# warning is not actionable for users of this project.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
 HOOKS = (OfflineHooks(),)
 

@@ -71,6 +71,10 @@ def test_every_bad_input_is_quarantined_with_a_reason(bad_kaggle):
     assert "does not exist" in why["train/ghost.jpg"]
     assert "not listed" in why["train/unlisted.jpg"]
     assert "max_image_pixels" in why["train/huge.png"]
+    category = dict(zip(rejected["image_id"], rejected["category"]))
+    assert [category[f"train/{name}"] for name in ("truncated.jpg", "empty.jpg", "notes.jpg", "juggling.jpg", "copy.jpg", "Image_2.jpg", "ghost.jpg", "unlisted.jpg", "huge.png")] == [
+        "corrupt_image", "empty_file", "not_an_image", "unknown_label", "duplicate_image", "duplicate_row", "missing_file", "unlisted_file", "too_large",
+    ]
     kept = set(manifest["image_id"])
     # Nothing lost: every file and row is in exactly one table.
     assert {f"train/Image_{i}.jpg" for i in range(1, 16)} <= kept

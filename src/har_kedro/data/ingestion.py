@@ -71,7 +71,7 @@ def summarise(manifest: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, Any]:
     per_class = manifest[manifest["label_id"] >= 0].pivot_table(
         index="label", columns="split", values="image_id", aggfunc="count", fill_value=0
     )
-    reasons = rejected["reason"].str.replace(r"\(.*\)|'.*?'|\d+", "…", regex=True).value_counts()
+    reasons = rejected["category"].value_counts().sort_index()
     return {
         "images_kept": int(len(manifest)),
         "images_rejected": int(len(rejected)),

@@ -32,8 +32,9 @@ class ImageInfo:
 class ImageRejected(Exception):
     """An image that cannot be used; ``reason`` is the sentence stored in the rejected table."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, category: str, reason: str) -> None:
         super().__init__(reason)
+        self.category = category
         self.reason = reason
 
 
@@ -44,28 +45,29 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
         ImageRejected: empty, not an image, truncated/corrupt, or larger than ``max_pixels``.
     """
     if len(data) == 0:
-        raise ImageRejected("empty file (0 bytes)")
+        raise ImageRejected("empty_file", "empty file (0 bytes)")
     digest = hashlib.sha256(data).hexdigest()
     try:
         image = open_image(data)
     except UnidentifiedImageError:
         raise ImageRejected(
-            f"not an image PIL can read ({len(data)} bytes, starts with {data[:8]!r})"
+            "not_an_image", f"not an image PIL can read ({len(data)} bytes, starts with {data[:8]!r})"
         ) from None
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"decompression bomb guard: {exc}") from None
+        raise ImageRejected("too_large", f"decompression bomb guard: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"image header cannot be read (truncated or corrupt file): {exc}") from None
+        raise ImageRejected("corrupt_image", f"image header cannot be read (truncated or corrupt file): {exc}") from None
     with image:
         width, height = oriented_size(image)
         if width * height > max_pixels:
             raise ImageRejected(
+                "too_large",
                 f"image is {width}x{height} = {width * height:,} pixels, over the "
                 f"max_image_pixels limit of {max_pixels:,} (decompression bomb guard); "
                 "raise ingestion.max_image_pixels if the image is genuine"
             )
         if width < 1 or height < 1:
-            raise ImageRejected(f"image has no pixels ({width}x{height})")
+            raise ImageRejected("corrupt_image", f"image has no pixels ({width}x{height})")
         fmt = image.format or "unknown"
         mode = image.mode
         try:
@@ -74,9 +76,9 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
                 image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
         except Image.DecompressionBombError as exc:
-            raise ImageRejected(f"decompression bomb guard: {exc}") from None
+            raise ImageRejected("too_large", f"decompression bomb guard: {exc}") from None
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-            raise ImageRejected(f"{fmt} image cannot be decoded: {exc}") from None
+            raise ImageRejected("corrupt_image", f"{fmt} image cannot be decoded: {exc}") from None
     return ImageInfo(
         sha256=digest, width=width, height=height, format=fmt, mode=mode, n_bytes=len(data)
     )

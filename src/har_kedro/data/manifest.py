@@ -24,7 +24,7 @@ MANIFEST_COLUMNS = [
     "image_id", "source", "label", "label_id", "split",
     "sha256", "width", "height", "format", "mode", "n_bytes",
 ]
-REJECTED_COLUMNS = ["image_id", "source", "reason"]
+REJECTED_COLUMNS = ["image_id", "source", "category", "reason"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,13 @@ def _inspect(candidate: Candidate, max_pixels: int) -> ImageInfo | Rejection:
     try:
         data = read_source_bytes(candidate.source)
     except FileNotFoundError:
-        return Rejection(candidate.image_id, candidate.source, "file disappeared before it could be read")
+        return Rejection(candidate.image_id, candidate.source, "missing_file", "file disappeared before it could be read")
     except OSError as exc:
-        return Rejection(candidate.image_id, candidate.source, f"cannot read file: {exc.strerror or exc}")
+        return Rejection(candidate.image_id, candidate.source, "unreadable_file", f"cannot read file: {exc.strerror or exc}")
     try:
         return inspect_image(data, max_pixels)
     except ImageRejected as exc:
-        return Rejection(candidate.image_id, candidate.source, exc.reason)
+        return Rejection(candidate.image_id, candidate.source, exc.category, exc.reason)
 
 
 def build_manifest(
@@ -67,7 +67,7 @@ def build_manifest(
         if candidate.label is not None and candidate.label not in known:
             rejections.append(
                 Rejection(
-                    candidate.image_id, candidate.source,
+                    candidate.image_id, candidate.source, "unknown_label",
                     f"label '{candidate.label}' is not one of the {len(class_names)} classes in ingestion.class_names",
                 )
             )
@@ -99,7 +99,7 @@ def build_manifest(
         )
     manifest = _to_frame(kept, class_names, split)
     rejected = pd.DataFrame(
-        sorted(((r.image_id, r.source, r.reason) for r in rejections), key=lambda r: (natural_key(r[0]), r[2])),
+        sorted(((r.image_id, r.source, r.category, r.reason) for r in rejections), key=lambda r: (natural_key(r[0]), r[3])),
         columns=REJECTED_COLUMNS,
     ).astype("string")
     return manifest, rejected
@@ -125,13 +125,13 @@ def _drop_duplicates(
         ids = ", ".join(c.image_id for c, _ in group)
         if len(labels) > 1:
             for c, info in group:
-                rejections.append(Rejection(c.image_id, c.source, f"same image (sha256 {info.sha256[:12]}) appears as {ids} with different labels {sorted(labels)}"))
+                rejections.append(Rejection(c.image_id, c.source, "conflicting_labels", f"same image (sha256 {info.sha256[:12]}) appears as {ids} with different labels {sorted(labels)}"))
             continue
         # Prefer the labelled copy; the candidates are already in natural id order.
         ordered = sorted(group, key=lambda p: p[0].label is None)
         survivors.append(ordered[0])
         for c, info in ordered[1:]:
-            rejections.append(Rejection(c.image_id, c.source, f"duplicate image: same content (sha256 {info.sha256[:12]}) as {ordered[0][0].image_id}, which is kept"))
+            rejections.append(Rejection(c.image_id, c.source, "duplicate_image", f"duplicate image: same content (sha256 {info.sha256[:12]}) as {ordered[0][0].image_id}, which is kept"))
     survivors.sort(key=lambda p: natural_key(p[0].image_id))
     return survivors, rejections
 

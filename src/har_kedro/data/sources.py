@@ -38,10 +38,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Rejection:
-    """One row of the rejected table."""
+    """One row of the rejected table: a stable ``category`` to count by and a sentence to read."""
 
     image_id: str
     source: str
+    category: str
     reason: str
 
 
@@ -137,24 +138,24 @@ def _collect_listed(
         where = f"{listing.name} line {entries[0][0]}"
         if not name:
             for line_no, _ in entries:
-                rejections.append(Rejection(f"{listing.name}:{line_no}", listing.as_posix(), f"{listing.name} line {line_no} has an empty filename"))
+                rejections.append(Rejection(f"{listing.name}:{line_no}", listing.as_posix(), "bad_row", f"{listing.name} line {line_no} has an empty filename"))
             continue
         labels = {label for _, label in entries}
         if labelled and len(labels) > 1:
             detail = ", ".join(f"line {ln}: {lab!r}" for ln, lab in entries)
             for line_no, _ in entries:
-                rejections.append(Rejection(image_id(name), path.as_posix(), f"conflicting labels for one file in {listing.name} ({detail})"))
+                rejections.append(Rejection(image_id(name), path.as_posix(), "conflicting_labels", f"conflicting labels for one file in {listing.name} ({detail})"))
             continue
         for line_no, _ in entries[1:]:
             rejections.append(
-                Rejection(image_id(name), path.as_posix(), f"duplicate row: {listing.name} line {line_no} repeats line {entries[0][0]} (kept once)")
+                Rejection(image_id(name), path.as_posix(), "duplicate_row", f"duplicate row: {listing.name} line {line_no} repeats line {entries[0][0]} (kept once)")
             )
         if not path.is_file():
-            rejections.append(Rejection(image_id(name), path.as_posix(), f"listed in {where} but {path} does not exist"))
+            rejections.append(Rejection(image_id(name), path.as_posix(), "missing_file", f"listed in {where} but {path} does not exist"))
             continue
         label = entries[0][1] if labelled else None
         if labelled and not label:
-            rejections.append(Rejection(image_id(name), path.as_posix(), f"{where} has an empty label"))
+            rejections.append(Rejection(image_id(name), path.as_posix(), "no_label", f"{where} has an empty label"))
             continue
         candidates.append(Candidate(image_id(name), path.as_posix(), label, None if labelled else UNLABELLED))
 
@@ -164,7 +165,7 @@ def _collect_listed(
             if path.resolve() not in listed:
                 rel = path.relative_to(image_dir).as_posix()
                 rejections.append(
-                    Rejection(f"{image_dir.name}/{rel}", path.as_posix(), f"file in {image_dir.name}/ is not listed in {listing.name}")
+                    Rejection(f"{image_dir.name}/{rel}", path.as_posix(), "unlisted_file", f"file in {image_dir.name}/ is not listed in {listing.name}")
                 )
     elif rows:
         raise DataInputError(
@@ -189,7 +190,7 @@ def collect_image_folder(root: str | Path) -> Collected:
         depth = 3 if split_layout else 2
         if len(parts) != depth:
             expected = "<split>/<class>/<image>" if split_layout else "<class>/<image>"
-            rejections.append(Rejection(rel.as_posix(), path.as_posix(), f"not at {expected} under {root}"))
+            rejections.append(Rejection(rel.as_posix(), path.as_posix(), "bad_layout", f"not at {expected} under {root}"))
             continue
         split = FOLDER_SPLIT_NAMES[parts[0].lower()] if split_layout else None
         candidates.append(Candidate(rel.as_posix(), path.as_posix(), parts[-2], split))
@@ -250,12 +251,12 @@ def collect_parquet(
                 if labels is not None:
                     raw = labels[row]
                     if raw is None:
-                        rejections.append(Rejection(image_id, source, f"row {row} of {file} has no label"))
+                        rejections.append(Rejection(image_id, source, "no_label", f"row {row} of {file} has no label"))
                         continue
                     if isinstance(raw, int) and not isinstance(raw, bool):
                         if class_names is None or not 0 <= raw < len(class_names):
                             known = len(class_names) if class_names else 0
-                            rejections.append(Rejection(image_id, source, f"row {row} of {file} has label id {raw}, outside the {known} known class names"))
+                            rejections.append(Rejection(image_id, source, "unknown_label", f"row {row} of {file} has label id {raw}, outside the {known} known class names"))
                             continue
                         label = class_names[raw]
                     else:

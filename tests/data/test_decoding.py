@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from har_kedro.data.decoding import centre_square_box, decode_into, decode_square
+from tests.helpers import encode, photo_crop
+
+
+def test_centre_square_box():
+    assert centre_square_box(400, 300) == (50, 0, 350, 300)
+    assert centre_square_box(30, 50) == (0, 10, 30, 40)
+
+
+def test_decode_square_shape_and_dtype():
+    out = decode_square(encode(photo_crop(0, 400, 300)), 224)
+    assert out.shape == (224, 224, 3) and out.dtype == np.uint8
+
+
+def test_draft_decode_matches_full_decode_closely():
+    """Draft mode decodes a large JPEG at reduced scale; the result must still look the same."""
+    big = photo_crop(0, 1600, 1200)
+    data = encode(big, quality=95)
+    ours = decode_square(data, 64).astype(np.float64)
+    side = min(big.size)
+    left = (big.width - side) // 2
+    reference = np.asarray(big.crop((left, 0, left + side, side)).resize((64, 64), Image.Resampling.LANCZOS), dtype=np.float64)
+    assert np.abs(ours - reference).mean() < 6.0
+
+
+def test_exif_rotation_is_applied():
+    # Left half red, right half blue; stored turned 90 degrees counter-clockwise with EXIF
+    # orientation 6 ("rotate 90 clockwise to display"), as a camera held sideways writes it.
+    upright = np.zeros((40, 80, 3), np.uint8)
+    upright[:, :40] = (255, 0, 0)
+    upright[:, 40:] = (0, 0, 255)
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    out = decode_square(encode(stored, "PNG", exif=exif), 20).astype(int)
+    # After transposition the image is upright again: red on the left, blue on the right.
+    assert out[10, 2, 0] > 200 and out[10, 2, 2] < 60
+    assert out[10, 17, 2] > 200 and out[10, 17, 0] < 60
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        photo_crop(1, 90, 70).convert("L"),
+        photo_crop(1, 90, 70).convert("CMYK"),
+        photo_crop(1, 90, 70).convert("P"),
+        photo_crop(1, 90, 70).convert("RGBA"),
+        Image.fromarray((np.arange(90 * 70).reshape(70, 90) * 10).astype(np.uint16)),
+    ],
+)
+def test_any_mode_decodes_to_rgb(image):
+    fmt = "JPEG" if image.mode in ("L", "CMYK") else "PNG"
+    out = decode_square(encode(image, fmt), 32)
+    assert out.shape == (32, 32, 3)
+    assert out.std() > 1.0  # not a blank image
+
+
+def test_decode_into_threads_match_serial(tmp_path):
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"{i}.jpg"
+        path.write_bytes(encode(photo_crop(i, 120 + 7 * i, 90)))
+        paths.append(str(path))
+    serial = np.zeros((12, 48, 48, 3), np.uint8)
+    threaded = np.zeros_like(serial)
+    decode_into(paths, serial, 48, num_workers=1, progress=False)
+    decode_into(paths, threaded, 48, num_workers=4, progress=False)
+    assert np.array_equal(serial, threaded)
+    assert serial.reshape(12, -1).std(axis=1).min() > 1.0
+
+
+def test_decode_into_rejects_wrong_buffer():
+    with pytest.raises(ValueError, match="out must be uint8"):
+        decode_into(["a"], np.zeros((2, 8, 8, 3), np.uint8), 8)
+    with pytest.raises(ValueError, match="unknown resample"):
+        decode_into(["a"], np.zeros((1, 8, 8, 3), np.uint8), 8, resample="fancy")
