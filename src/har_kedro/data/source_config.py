@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from har_kedro.data.demo_generator import DemoSpec
 from har_kedro.data.errors import DataInputError
 
 SOURCE_KINDS = ("kaggle", "image_folder", "parquet", "demo")
@@ -42,6 +43,17 @@ class SourceConfig:
                 [config.unlabelled_paths] if isinstance(config.unlabelled_paths, str) else config.unlabelled_paths,
             )
         return config
+
+    def demo_spec(self) -> DemoSpec:
+        """The generator settings of ``kind: demo``, with the key or value at fault named."""
+        allowed = {f.name for f in fields(DemoSpec)}
+        unknown = sorted(set(self.demo) - allowed)
+        if unknown:
+            raise DataInputError(f"ingestion.source.demo has unknown keys {unknown}; allowed keys are {sorted(allowed)}.")
+        try:
+            return DemoSpec(**self.demo)
+        except ValueError as exc:
+            raise DataInputError(f"ingestion.source.demo: {exc}") from None
 
     def describe(self) -> str:
         """Where the images are expected, for error messages."""
