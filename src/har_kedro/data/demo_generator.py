@@ -77,6 +77,11 @@ class DemoSpec:
     #: add the broken / problematic entries that an ingestion step must reject.
     include_broken: bool = True
     jpeg_quality: int = 90
+    #: figure height as a fraction of the image height, and how far from the centre the
+    #: figure may sit (0: centred, 1: anywhere); see :func:`render_action`.
+    min_scale: float = 0.4
+    max_scale: float = 0.9
+    placement: float = 1.0
 
     def __post_init__(self) -> None:
         if self.images_per_class < 1:
@@ -87,6 +92,10 @@ class DemoSpec:
             raise ValueError("seed must be >= 0 (it seeds numpy's SeedSequence)")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError("jpeg_quality must be in [1, 100]")
+        if not 0.05 <= self.min_scale <= self.max_scale <= 1.0:
+            raise ValueError("need 0.05 <= min_scale <= max_scale <= 1")
+        if not 0.0 <= self.placement <= 1.0:
+            raise ValueError("placement must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -566,13 +575,22 @@ def _background(w: int, h: int, rng: np.random.Generator) -> tuple[Image.Image, 
     return img, base
 
 
-def render_action(label: str, width: int, height: int, rng: np.random.Generator) -> Image.Image:
+def render_action(
+    label: str,
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    scale_range: tuple[float, float] = (0.4, 0.9),
+    placement: float = 1.0,
+) -> Image.Image:
     """Draw one RGB image of ``label`` (one of ``HAR_CLASSES``) at ``width`` x ``height``.
 
     The pose carries the class; background, colours, position, scale (40-90 % of the image
     height), mirroring, rotation (+-15 deg), limb jitter and pixel noise are random with
     the same distributions for every class. All randomness comes from ``rng`` so callers
-    control determinism.
+    control determinism. ``scale_range`` is the figure's height as a fraction of the image
+    height; ``placement`` is how much of the free room around the figure its centre may
+    use (0: always centred, 1: anywhere with at most ~10 % cut off).
     """
     if label not in _POSES:
         raise ValueError(f"unknown action {label!r}; expected one of {HAR_CLASSES}")
@@ -596,7 +614,7 @@ def render_action(label: str, width: int, height: int, rng: np.random.Generator)
     x0, y0 = pts.min(axis=0)
     x1, y1 = pts.max(axis=0)
     bw, bh = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
-    frac = float(rng.uniform(0.4, 0.9))
+    frac = float(rng.uniform(*scale_range))
     # height drives the scale; very wide scenes (sleeping, two figures) count 60 % of their width
     scale = frac * H / max(bh, 0.6 * bw)
     scale = min(scale, 0.95 * W / bw, 0.95 * H / bh)
@@ -604,7 +622,10 @@ def render_action(label: str, width: int, height: int, rng: np.random.Generator)
 
     def centre_range(size_px: float, frame: int) -> float:
         lo, hi = 0.4 * size_px, frame - 0.4 * size_px  # at most ~10 % of the figure leaves the frame
-        return float(rng.uniform(lo, hi)) if hi > lo else frame / 2
+        if hi <= lo:
+            return frame / 2
+        half = (hi - lo) / 2 * placement
+        return float(rng.uniform(frame / 2 - half, frame / 2 + half)) if half > 0 else frame / 2
 
     cx, cy = centre_range(pw, W), centre_range(ph, H)
     ox, oy = cx - scale * (x0 + x1) / 2, cy - scale * (y0 + y1) / 2
@@ -751,7 +772,7 @@ def generate_demo_dataset(root: str | Path, spec: DemoSpec = DemoSpec()) -> Demo
     def render(i: int, label: str) -> Image.Image:
         rng = np.random.default_rng([spec.seed, 1, numbers[i]])
         w, h = (int(v) for v in rng.integers(spec.min_size, spec.max_size + 1, size=2))
-        return render_action(label, w, h, rng)
+        return render_action(label, w, h, rng, (spec.min_scale, spec.max_scale), spec.placement)
 
     # pass 1: good images (the duplicate needs its source's bytes)
     names: dict[int, str] = {}

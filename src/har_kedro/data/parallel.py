@@ -39,7 +39,7 @@ def parallel_map(
 ) -> list[R]:
     """``[fn(x) for x in items]`` on a thread pool, in order, with a progress bar."""
     workers = resolve_workers(num_workers)
-    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=None if progress else True, dynamic_ncols=True)
     try:
         if workers == 1:
             results = []

@@ -1,0 +1,1 @@
+"""Backbones, classifier heads, LoRA and losses for CLIP-family models."""

@@ -1,0 +1,247 @@
+"""Tiny, randomly initialised CLIP/SigLIP models for tests and the offline demo.
+
+They are built from configs (no download), saved with ``save_pretrained`` (safetensors) together
+with a word-level tokenizer and a ``preprocessor_config.json``, so ``load_backbone(out_dir)`` loads
+them through exactly the same code path as a pretrained checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+import transformers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, SiglipConfig, SiglipModel
+
+from har_kedro.models.backbones import (
+    DEFAULT_NORMALISATION,
+    PREPROCESSOR_FILE,
+    SUPPORTED_FAMILIES,
+    Family,
+    quiet_default_config_warnings,
+)
+
+PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
+# EOS must not get id 2: CLIP's text pooling treats eos_token_id == 2 as a legacy config and then
+# pools at argmax(input_ids) instead of at the EOS position.
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
+SPEC_FILE = "tiny_spec.json"
+_SPEC_VERSION = 1
+_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", PREPROCESSOR_FILE)
+
+
+def _normalizer() -> normalizers.Normalizer:
+    return normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+
+
+def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    # Splits on whitespace and keeps runs of punctuation as separate tokens (\w+|[^\w\s]+).
+    return pre_tokenizers.Whitespace()
+
+
+def vocabulary(texts: Iterable[str]) -> list[str]:
+    """The sorted, lower-cased words (and punctuation runs) of ``texts``, special tokens excluded."""
+    normalizer, pre_tokenizer = _normalizer(), _pre_tokenizer()
+    words: set[str] = set()
+    for text in texts:
+        words.update(piece for piece, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(str(text))))
+    return sorted(words - set(SPECIAL_TOKENS))
+
+
+def build_word_tokenizer(texts: Iterable[str], max_length: int) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over the words of ``texts`` that wraps every text as ``[BOS] ... [EOS]``."""
+    if max_length < 3:
+        raise ValueError(f"max_length must leave room for [BOS] word [EOS], got {max_length}")
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    for word in vocabulary(texts):
+        vocab[word] = len(vocab)
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.normalizer = _normalizer()
+    backend.pre_tokenizer = _pre_tokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A {EOS}",
+        pair=f"{BOS} $A {EOS} $B:1 {EOS}:1",
+        special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        model_max_length=max_length,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def _spec(
+    family: str,
+    vocab_texts: Iterable[str],
+    image_size: int,
+    patch_size: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    projection_dim: int,
+    max_text_length: int,
+    seed: int,
+) -> tuple[dict, list[str]]:
+    words = vocabulary(vocab_texts)
+    spec = {
+        "spec_version": _SPEC_VERSION,
+        "transformers": transformers.__version__.split(".")[0],
+        "family": family,
+        "image_size": int(image_size),
+        "patch_size": int(patch_size),
+        "hidden_size": int(hidden_size),
+        "num_layers": int(num_layers),
+        "num_heads": int(num_heads),
+        "projection_dim": int(projection_dim),
+        "max_text_length": int(max_text_length),
+        "seed": int(seed),
+        "vocab_size": len(words) + len(SPECIAL_TOKENS),
+        "vocab_sha256": hashlib.sha256(json.dumps(words).encode("utf-8")).hexdigest(),
+    }
+    return spec, words
+
+
+def _validate(family: str, image_size: int, patch_size: int, hidden_size: int, num_heads: int) -> None:
+    if family not in SUPPORTED_FAMILIES:
+        raise ValueError(f"family must be one of {SUPPORTED_FAMILIES}, got {family!r}")
+    if image_size % patch_size:
+        raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+    if hidden_size % num_heads:
+        raise ValueError(f"num_heads {num_heads} must divide hidden_size {hidden_size}")
+
+
+def _preprocessor_config(family: str, image_size: int) -> dict:
+    mean, std = DEFAULT_NORMALISATION[family]
+    common = {
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(mean),
+        "image_std": list(std),
+    }
+    if family == "clip":
+        return {
+            "image_processor_type": "CLIPImageProcessor",
+            **common,
+            "resample": 3,
+            "size": {"shortest_edge": image_size},
+            "do_center_crop": True,
+            "crop_size": {"height": image_size, "width": image_size},
+            "do_convert_rgb": True,
+        }
+    return {"image_processor_type": "SiglipImageProcessor", **common, "resample": 2, "size": {"height": image_size, "width": image_size}}
+
+
+def build_tiny_backbone(
+    family: Family,
+    out_dir: str | Path,
+    vocab_texts: Iterable[str],
+    image_size: int = 64,
+    patch_size: int = 8,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    projection_dim: int = 64,
+    max_text_length: int = 16,
+    seed: int = 0,
+) -> Path:
+    """Build a random tiny model + tokenizer + preprocessor config into ``out_dir``; return it.
+
+    Same arguments give bit-identical weights. SigLIP has no image projection, so its embedding
+    dimension is ``hidden_size`` and ``projection_dim`` only applies to CLIP.
+    """
+    _validate(family, image_size, patch_size, hidden_size, num_heads)
+    vocab_texts = list(vocab_texts)
+    spec, _ = _spec(family, vocab_texts, image_size, patch_size, hidden_size, num_layers, num_heads, projection_dim, max_text_length, seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SPEC_FILE).unlink(missing_ok=True)  # the spec is written last: its presence marks a complete build
+
+    tokenizer = build_word_tokenizer(vocab_texts, max_text_length)
+    ids = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    text = dict(
+        **ids,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        max_position_embeddings=max_text_length,
+    )
+    vision = dict(
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+    )
+    if family == "clip":
+        config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+        model_class = CLIPModel
+    else:
+        config = SiglipConfig(text_config=dict(text, projection_size=hidden_size), vision_config=vision)
+        model_class = SiglipModel
+
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        model = model_class(config)
+    model.eval()
+    with quiet_default_config_warnings():
+        model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / PREPROCESSOR_FILE).write_text(json.dumps(_preprocessor_config(family, image_size), indent=2) + "\n", encoding="utf-8")
+    (out / SPEC_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out
+
+
+def ensure_tiny_backbone(
+    family: Family,
+    out_dir: str | Path,
+    vocab_texts: Iterable[str],
+    image_size: int = 64,
+    patch_size: int = 8,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    projection_dim: int = 64,
+    max_text_length: int = 16,
+    seed: int = 0,
+) -> Path:
+    """``out_dir``, built only if it does not already hold a complete model for the same settings."""
+    vocab_texts = list(vocab_texts)
+    out = Path(out_dir)
+    spec, _ = _spec(family, vocab_texts, image_size, patch_size, hidden_size, num_layers, num_heads, projection_dim, max_text_length, seed)
+    try:
+        existing = json.loads((out / SPEC_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        existing = None
+    if existing == spec and all((out / name).is_file() for name in _REQUIRED_FILES):
+        return out
+    return build_tiny_backbone(
+        family,
+        out,
+        vocab_texts,
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        projection_dim=projection_dim,
+        max_text_length=max_text_length,
+        seed=seed,
+    )

@@ -1,0 +1,46 @@
+"""Thin nodes over :mod:`har_kedro.training.runner`; shared by every model's namespace."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from har_kedro.data.image_cache import ImageCache
+from har_kedro.datasets.array_store import StoredArrays
+from har_kedro.models.tiny import ensure_tiny_backbone
+from har_kedro.models.trained import TrainedModel
+from har_kedro.training.config import TrainConfig, TrainingConfigError
+from har_kedro.training.runner import run_training
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_backbone(model: dict[str, Any], class_prompts: dict[str, list[str]]) -> str:
+    """The backbone id or directory; with ``build_tiny`` (demo), build a tiny model there first."""
+    source = model.get("backbone")
+    if not source:
+        raise TrainingConfigError("the model's `backbone` parameter is empty; give a HuggingFace id or a local directory.")
+    tiny = model.get("build_tiny")
+    if tiny:
+        vocabulary = [text for texts in class_prompts.values() for text in texts]
+        ensure_tiny_backbone(out_dir=source, vocab_texts=vocabulary, **tiny)
+        logger.info("Tiny %s backbone ready in %s", tiny.get("family"), source)
+    return str(source)
+
+
+def train_model(
+    image_cache: StoredArrays,
+    class_names: list[str],
+    class_prompts: dict[str, list[str]],
+    checkpoints: Path,
+    backbone_source: str,
+    training: dict[str, Any],
+    seed: int,
+    model_name: str = "model",
+) -> tuple[TrainedModel, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    config = TrainConfig.from_params(training, where=f"{model_name}.training")
+    outputs = run_training(model_name, ImageCache(image_cache), class_names, class_prompts, backbone_source, config, seed, checkpoints)
+    return outputs.trained_model, outputs.history, outputs.test_predictions, outputs.run_info

@@ -1,0 +1,275 @@
+"""The training loop: AdamW, warmup-cosine, accumulation, clipping, AMP, early stopping, resume.
+
+The loop is model-agnostic: it needs a module with ``embed(inputs, generator)`` and
+``class_side()`` (see :mod:`har_kedro.models.classifier`), so the same code trains a
+linear probe over cached features and a full fine-tune over uint8 images. Metrics are
+accumulated on the device and read once per epoch, so the hot loop does not wait on the
+host. The state is checkpointed every epoch; with ``resume`` a killed run continues from
+the last completed epoch and, on CPU, ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from har_kedro.models.losses import class_logits, compute_loss
+from har_kedro.models.methods import optimizer_groups
+from har_kedro.training.checkpoint import (
+    TrainingState,
+    capture_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from har_kedro.training.config import TrainConfig
+from har_kedro.training.device import autocast, autocast_dtype, peak_memory_mb, reset_peak_memory
+from har_kedro.training.schedule import warmup_cosine
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Split:
+    """Inputs (uint8 images ``(N, S, S, 3)`` or features ``(N, D)``) and integer labels."""
+
+    inputs: np.ndarray | torch.Tensor
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]]
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_accuracy: float
+    stopped_early: bool
+    peak_memory_mb: float
+    resumed_from_epoch: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the parameters being trained: what a checkpoint or best-epoch snapshot needs."""
+    return {name: p.detach().to("cpu", copy=True).contiguous() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    missing = sorted(set(state) - set(params))
+    if missing:
+        raise KeyError(f"checkpoint holds parameters the model does not have: {missing[:5]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+
+
+def take(inputs: np.ndarray | torch.Tensor, index: np.ndarray) -> torch.Tensor:
+    """Rows ``index`` (sorted, so memory-mapped reads stay sequential) as a tensor."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs[torch.from_numpy(index).to(inputs.device)]
+    return torch.from_numpy(np.ascontiguousarray(inputs[index]))
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module, inputs: np.ndarray | torch.Tensor, batch_size: int, device: torch.device, amp: str = "auto"
+) -> torch.Tensor:
+    """``(N, C)`` float32 class logits on the CPU, eval mode (no augmentation)."""
+    was_training = model.training
+    model.eval()
+    dtype = autocast_dtype(amp, device)
+    outputs = []
+    with autocast(device, dtype):
+        classes, scale, bias = model.class_side()
+        for start in range(0, len(inputs), batch_size):
+            index = np.arange(start, min(start + batch_size, len(inputs)))
+            embeddings = model.embed(take(inputs, index).to(device))
+            outputs.append(class_logits(embeddings, classes, scale, bias).float().cpu())
+    model.train(was_training)
+    if not outputs:
+        return torch.empty(0, 0)
+    return torch.cat(outputs)
+
+
+def evaluate(model: torch.nn.Module, split: Split, batch_size: int, device: torch.device, amp: str = "auto") -> dict[str, float]:
+    """Cross-entropy and top-1 accuracy: comparable across objectives."""
+    logits = predict_logits(model, split.inputs, batch_size, device, amp)
+    labels = torch.as_tensor(np.array(split.labels, dtype=np.int64))
+    return {
+        "loss": float(torch.nn.functional.cross_entropy(logits, labels)),
+        "accuracy": float((logits.argmax(dim=1) == labels).float().mean()),
+    }
+
+
+def _micro_batches(n: int, batch_size: int, accumulation: int, seed: int, epoch: int) -> list[list[np.ndarray]]:
+    """This epoch's optimizer steps, each a list of micro-batch index arrays; the order depends only on (seed, epoch)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    micro = [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
+    return [micro[i : i + accumulation] for i in range(0, len(micro), accumulation)]
+
+
+def fit(
+    model: torch.nn.Module,
+    train: Split,
+    val: Split,
+    config: TrainConfig,
+    device: torch.device,
+    seed: int,
+    checkpoint_dir: Path | None = None,
+    stage: str = "train",
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> FitResult:
+    """Train ``model``'s trainable parameters and return the best epoch's weights and the history."""
+    model.to(device)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"stage '{stage}': the model has no trainable parameters for method '{config.method}'")
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(f"stage '{stage}': the train and val splits must not be empty ({len(train)} / {len(val)} images)")
+    groups = optimizer_groups(model, config.lr, config.weight_decay, config.lr_multipliers)
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    steps_per_epoch = len(_micro_batches(len(train), config.batch_size, config.accumulation_steps, seed, 0))
+    scheduler = warmup_cosine(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
+    dtype = autocast_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    augment_generator = torch.Generator().manual_seed(seed)
+    labels_all = np.asarray(train.labels, dtype=np.int64)
+
+    history: list[dict[str, Any]] = []
+    best_state = trainable_state(model)
+    best_epoch, best_accuracy, bad_epochs, stopped = 0, -1.0, 0, False
+    start_epoch, resumed_from = 1, None
+    stage_dir = checkpoint_dir / stage if checkpoint_dir is not None else None
+    if stage_dir is not None:
+        found = latest_checkpoint(stage_dir) if config.resume else None
+        if found is not None:
+            state = load_checkpoint(found)
+            load_trainable_state(model, state.model)
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            if scaler is not None and state.scaler:
+                scaler.load_state_dict(state.scaler)
+            restore_rng_state(state.rng, {"augment": augment_generator})
+            history = list(state.extra["history"])
+            best_state = state.best_model or trainable_state(model)
+            best_epoch, best_accuracy = state.extra["best_epoch"], state.extra["best_accuracy"]
+            bad_epochs, stopped = state.extra["bad_epochs"], state.extra["stopped"]
+            start_epoch = resumed_from = state.epoch + 1
+            logger.info("Resuming stage '%s' from %s (epoch %d done)", stage, found, state.epoch)
+        elif stage_dir.exists():
+            if not config.resume:
+                logger.info("resume is off: clearing old checkpoints in %s", stage_dir)
+            shutil.rmtree(stage_dir)
+
+    reset_peak_memory(device)
+    peak = 0.0
+    for epoch in range(start_epoch, config.epochs + 1):
+        if stopped:
+            break
+        model.train()
+        steps = _micro_batches(len(train), config.batch_size, config.accumulation_steps, seed, epoch)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        started = time.perf_counter()
+        bar = tqdm(steps, desc=f"{stage} epoch {epoch}/{config.epochs}", unit="step", disable=None if config.progress else True, dynamic_ncols=True, leave=False)
+        for step_index, step in enumerate(bar):
+            step_n = sum(len(mb) for mb in step)
+            for index in step:
+                inputs = take(train.inputs, index)
+                if device.type == "cuda":
+                    inputs = inputs.pin_memory()
+                inputs = inputs.to(device, non_blocking=True)
+                labels = torch.from_numpy(labels_all[index]).to(device, non_blocking=True)
+                with autocast(device, dtype):
+                    embeddings = model.embed(inputs, augment_generator)
+                    classes, scale, bias = model.class_side()
+                    options = {"label_smoothing": config.label_smoothing} if config.loss == "cross_entropy" else {}
+                    loss = compute_loss(config.loss, embeddings.float(), classes.float(), labels, scale, bias, **options)
+                weighted = loss * (len(index) / step_n)
+                if scaler is not None:
+                    scaler.scale(weighted).backward()
+                else:
+                    weighted.backward()
+                with torch.no_grad():
+                    loss_sum += loss.detach() * len(index)
+                    correct += (class_logits(embeddings.detach().float(), classes.detach().float(), scale.detach(), None if bias is None else bias.detach()).argmax(1) == labels).sum()
+                seen += len(index)
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], config.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if config.progress and (step_index % 10 == 0 or step_index == len(steps) - 1):
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", img_s=f"{seen / elapsed:.0f}")
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        val_metrics = evaluate(model, val, config.eval_batch_size, device, config.amp)
+        peak = max(peak, peak_memory_mb(device))
+        row = {
+            "stage": stage,
+            "epoch": epoch,
+            "train_loss": float(loss_sum) / seen,
+            "train_accuracy": float(correct) / seen,
+            "val_loss": val_metrics["loss"],
+            "val_accuracy": val_metrics["accuracy"],
+            "lr": float(scheduler.get_last_lr()[0]),
+            "seconds": seconds,
+            "images_per_second": seen / seconds,
+            "peak_memory_mb": peak,
+        }
+        history.append(row)
+        logger.info(
+            "%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f s, %.0f img/s",
+            stage, epoch, config.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"], row["val_accuracy"], seconds, row["images_per_second"],
+        )
+        if row["val_accuracy"] > best_accuracy:
+            best_accuracy, best_epoch, bad_epochs = row["val_accuracy"], epoch, 0
+            best_state = trainable_state(model)
+        else:
+            bad_epochs += 1
+            if config.early_stopping_patience and bad_epochs >= config.early_stopping_patience:
+                stopped = True
+                logger.info("Early stopping after epoch %d: no val-accuracy gain for %d epochs", epoch, bad_epochs)
+        if stage_dir is not None:
+            save_checkpoint(
+                stage_dir,
+                TrainingState(
+                    epoch=epoch,
+                    model=trainable_state(model),
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(),
+                    scaler=scaler.state_dict() if scaler is not None else None,
+                    rng=capture_rng_state({"augment": augment_generator}),
+                    extra={"history": history, "best_epoch": best_epoch, "best_accuracy": best_accuracy, "bad_epochs": bad_epochs, "stopped": stopped},
+                    best_model=best_state,
+                ),
+                keep=config.keep_checkpoints,
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+    load_trainable_state(model, best_state)
+    return FitResult(history, best_state, best_epoch, best_accuracy, stopped, peak, resumed_from)
