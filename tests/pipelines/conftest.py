@@ -1,13 +1,14 @@
-"""A throw-away copy of the project (configuration only) for real Kedro sessions.
+"""Throw-away copies of the project (configuration only) for real Kedro sessions.
 
 Sessions run in a temporary directory so tests never write into the repository's data/,
-and each test starts from an empty catalog.
+and each project starts from an empty catalog.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,27 +19,51 @@ from kedro.framework.startup import bootstrap_project
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
+def make_project(root: Path) -> Path:
+    root.mkdir(parents=True)
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()  # Kedro checks it exists; the package itself is the installed one
-    monkeypatch.chdir(root)
     bootstrap_project(root)
+    return root
+
+
+def runner_for(project: Path) -> Callable[..., KedroContext]:
+    """Run a registered pipeline in a fresh session; returns the session's context."""
+
+    def run(pipeline: str, env: str | None = "demo", **kwargs: object) -> KedroContext:
+        runtime_params = kwargs.pop("runtime_params", None)
+        with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
+            session.run(pipeline_names=[pipeline], **kwargs)
+            return session.load_context()
+
+    return run
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_project(tmp_path / "project")
+    monkeypatch.chdir(root)
     return root
 
 
 @pytest.fixture
 def run_pipeline(project: Path) -> Callable[..., KedroContext]:
-    """Run a registered pipeline in a fresh session; returns the session's context."""
+    return runner_for(project)
 
-    def run(pipeline: str, env: str | None = "demo", **kwargs: object):
-        with KedroSession.create(project_path=project, env=env) as session:
-            session.run(pipeline_names=[pipeline], **kwargs)
-            return session.load_context()
 
-    return run
+@pytest.fixture(scope="module")
+def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One demo project per test module, with ingestion and preprocessing already run."""
+    root = make_project(tmp_path_factory.mktemp("demo") / "project")
+    previous = Path.cwd()
+    os.chdir(root)
+    try:
+        run = runner_for(root)
+        run("ingestion")
+        run("preprocessing")
+        yield root
+    finally:
+        os.chdir(previous)

@@ -1,0 +1,135 @@
+"""Each method trains exactly the parameters it should, and LoRA adapters all receive gradients."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+
+from har_kedro.data.classes import HAR_CLASSES
+from har_kedro.models.backbones import load_backbone
+from har_kedro.models.lora import LoraSettings, apply_lora, target_regex
+from har_kedro.models.methods import count_parameters, optimizer_groups, parameter_group
+from har_kedro.training.config import TrainConfig
+from har_kedro.training.runner import build_classifier
+from tests.models.conftest import PROMPTS
+
+CPU = torch.device("cpu")
+
+
+def _classifier(source, **overrides):
+    config = TrainConfig(device="cpu", progress=False, **overrides)
+    return build_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, CPU, 32)
+
+
+def _numel(model, predicate):
+    return sum(p.numel() for n, p in model.named_parameters() if predicate(n))
+
+
+def _trainable_names(model):
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_zero_shot_trains_nothing(tiny_backbones, family):
+    model = _classifier(tiny_backbones[family], method="zero_shot")
+    assert count_parameters(model)[0] == 0
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_linear_probe_trains_only_the_head(tiny_backbones, family):
+    model = _classifier(tiny_backbones[family], method="linear_probe", loss="sigmoid" if family == "siglip" else "cross_entropy")
+    head = _numel(model, lambda n: n.startswith("head."))
+    assert count_parameters(model)[0] == head == 15 * 32 + 1 + (1 if family == "siglip" else 0)
+    assert _trainable_names(model) == {n for n, _ in model.named_parameters() if n.startswith("head.")}
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_full_trains_vision_projection_and_head_but_not_text(tiny_backbones, family):
+    model = _classifier(tiny_backbones[family], method="full")
+    expected = _numel(model, lambda n: parameter_group(n) in ("vision", "projection", "head") and "text_projection" not in n)
+    assert count_parameters(model)[0] == expected
+    assert not any(n.startswith("model.text_model.") for n in _trainable_names(model))
+    assert "model.logit_scale" not in _trainable_names(model)
+
+
+def test_full_with_text_tower_trains_text_but_not_the_head_weight(tiny_backbones):
+    model = _classifier(tiny_backbones["clip"], method="full", train_text=True)
+    names = _trainable_names(model)
+    assert any(n.startswith("model.text_model.") for n in names)
+    assert "model.text_projection.weight" in names
+    assert "head.weight" not in names  # class embeddings come from the text tower
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_lora_trains_adapters_and_head_only(tiny_backbones, family):
+    rank = 4
+    model = _classifier(tiny_backbones[family], method="lora", lora={"rank": rank, "alpha": 8, "targets": ["q_proj", "k_proj", "v_proj", "out_proj"]}, train_projection=False)
+    names = _trainable_names(model)
+    lora_names = {n for n in names if "lora_" in n}
+    # 2 layers x 4 linears x (A: r x 32 + B: 32 x r)
+    assert sum(p.numel() for n, p in model.named_parameters() if n in lora_names) == 2 * 4 * (rank * 32 + 32 * rank)
+    assert names - lora_names == {n for n, _ in model.named_parameters() if n.startswith("head.")}
+    assert all(".vision_model.encoder.layers." in n for n in lora_names)
+
+
+def test_lora_regex_skips_siglip_pooling_head(tiny_backbones):
+    """The pitfall: a bare ``out_proj`` suffix also hits SigLIP's MultiheadAttention pooling head."""
+    pattern = target_regex(["q_proj", "k_proj", "v_proj", "out_proj"])
+    backbone = load_backbone(tiny_backbones["siglip"])
+    names = [n for n, _ in backbone.model.named_modules()]
+    assert "vision_model.head.attention.out_proj" in names
+    assert not re.fullmatch(pattern, "vision_model.head.attention.out_proj")
+    assert not any(re.fullmatch(pattern, n) for n in names if n.startswith("text_model."))
+    assert sum(1 for n in names if re.fullmatch(pattern, n)) == 2 * 4
+
+    # The naive suffix list does adapt the pooling head's out_proj, and those weights never get a gradient.
+    naive = load_backbone(tiny_backbones["siglip"])
+    inject_adapter_in_model(LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]), naive.model)
+    head_lora = [p for n, p in naive.model.named_parameters() if "vision_model.head" in n and "lora_" in n]
+    assert head_lora
+    for p in naive.model.parameters():
+        p.requires_grad_(True)
+    naive.model.get_image_features(pixel_values=torch.randn(2, 3, 32, 32)).pooler_output.sum().backward()
+    assert all(p.grad is None or not p.grad.any() for p in head_lora)
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_every_lora_adapter_gets_a_gradient(tiny_backbones, family):
+    backbone = load_backbone(tiny_backbones[family])
+    apply_lora(backbone.model, LoraSettings(rank=4, alpha=8, targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")))
+    # LoRA's B starts at zero, so A gets no gradient on the first step: give B a value first.
+    with torch.no_grad():
+        for n, p in backbone.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.1)
+    out = backbone.model.get_image_features(pixel_values=torch.randn(3, 3, 32, 32))
+    getattr(out, "pooler_output", out).pow(2).sum().backward()
+    adapters = {n: p for n, p in backbone.model.named_parameters() if "lora_" in n}
+    assert len(adapters) == 2 * 6 * 2
+    dead = [n for n, p in adapters.items() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert dead == []
+
+
+def test_optimizer_groups_apply_multipliers_and_no_decay(tiny_backbones):
+    model = _classifier(tiny_backbones["clip"], method="full")
+    groups = optimizer_groups(model, lr=1e-3, weight_decay=0.1, multipliers={"vision": 0.5, "head": 10.0})
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["vision"]["lr"] == pytest.approx(5e-4)
+    assert by_name["head_no_decay"]["lr"] == pytest.approx(1e-2) and by_name["head_no_decay"]["weight_decay"] == 0.0
+    assert by_name["vision_no_decay"]["weight_decay"] == 0.0 and by_name["vision"]["weight_decay"] == 0.1
+    counted = sum(p.numel() for g in groups for p in g["params"])
+    assert counted == count_parameters(model)[0]
+    with pytest.raises(ValueError, match="unknown groups"):
+        optimizer_groups(model, 1e-3, 0.0, {"decoder": 1.0})
+
+
+def test_zero_shot_head_is_prompt_ensembled(tiny_backbones):
+    model = _classifier(tiny_backbones["clip"], method="zero_shot")
+    weight = model.head.weight.detach()
+    assert weight.shape == (15, 32)
+    assert torch.allclose(weight.norm(dim=1), torch.ones(15), atol=1e-5)
+    assert np.linalg.matrix_rank(weight.numpy()) > 1
