@@ -12,7 +12,7 @@ from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.classifier import FeatureClassifier
 from har_kedro.training.config import TrainConfig, TrainingConfigError
-from har_kedro.training.loop import Split, fit, trainable_state
+from har_kedro.training.loop import ResumeMismatchError, Split, fit, trainable_state
 from har_kedro.training.runner import build_classifier, cache_features, seed_everything
 from tests.models.conftest import PROMPTS
 
@@ -74,6 +74,22 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_backbones, tmp_
     assert resumed.best_epoch == reference.best_epoch
     for name, value in reference.best_state.items():
         assert torch.equal(value, resumed.best_state[name]), name
+
+
+@pytest.mark.parametrize("change", [{"epochs": 3}, {"lr": 3e-4}, {"batch_size": 16, "effective_batch_size": 16}])
+def test_resume_refuses_a_checkpoint_from_other_settings(tiny_backbones, tmp_path, change):
+    train, val = _data(32, 1), _data(15, 2)
+    config = _config(epochs=2)
+    fit(_model(tiny_backbones["clip"], config), train, val, config, CPU, seed=1, checkpoint_dir=tmp_path)
+    other = dataclasses.replace(config, resume=True, **change)
+    with pytest.raises(ResumeMismatchError, match="resume: false") as error:
+        fit(_model(tiny_backbones["clip"], other), train, val, other, CPU, seed=1, checkpoint_dir=tmp_path)
+    assert next(iter(change)) in str(error.value)
+    # A different seed is a different run too; progress and eval batch size are not.
+    with pytest.raises(ResumeMismatchError, match="seed"):
+        fit(_model(tiny_backbones["clip"], config), train, val, dataclasses.replace(config, resume=True), CPU, seed=2, checkpoint_dir=tmp_path)
+    same = dataclasses.replace(config, resume=True, progress=False, eval_batch_size=7)
+    assert fit(_model(tiny_backbones["clip"], same), train, val, same, CPU, seed=1, checkpoint_dir=tmp_path).resumed_from_epoch == 3
 
 
 def test_resume_false_starts_over(tiny_backbones, tmp_path):

@@ -10,6 +10,8 @@ the last completed epoch and, on CPU, ends exactly where an uninterrupted run wo
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import shutil
 import time
@@ -75,6 +77,38 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor])
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value.to(params[name].device, params[name].dtype))
+
+
+# Settings that do not change what an epoch computes; a resumed run may change them freely.
+_RESUME_FREE = ("resume", "progress", "keep_checkpoints", "eval_batch_size", "device")
+
+
+def run_fingerprint(config: TrainConfig, seed: int, train: Split, stage: str) -> dict[str, Any]:
+    """What a checkpoint must agree with to be resumed: the settings, the seed and the data size."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUME_FREE}
+    return json.loads(json.dumps({"stage": stage, "seed": seed, "train_size": len(train), "settings": settings}, default=str))
+
+
+class ResumeMismatchError(ValueError):
+    """The checkpoint on disk was written by a run with other settings; resuming would mix the two."""
+
+
+def _check_resumable(saved: dict[str, Any] | None, current: dict[str, Any], found: Path) -> None:
+    if saved is None:
+        return  # written before fingerprints existed
+    differ = sorted(
+        k for k in set(saved["settings"]) | set(current["settings"]) if saved["settings"].get(k) != current["settings"].get(k)
+    ) + [k for k in ("seed", "train_size") if saved.get(k) != current.get(k)]
+    if differ:
+        detail = ", ".join(f"{k}: {_saved(saved, k)!r} -> {_saved(current, k)!r}" for k in differ[:5])
+        raise ResumeMismatchError(
+            f"cannot resume from {found}: it was written with other settings ({detail}). "
+            "Restore those settings to continue it, or set resume: false to start this run over."
+        )
+
+
+def _saved(fingerprint: dict[str, Any], key: str) -> Any:
+    return fingerprint[key] if key in ("seed", "train_size") else fingerprint["settings"].get(key)
 
 
 def take(inputs: np.ndarray | torch.Tensor, index: np.ndarray) -> torch.Tensor:
@@ -154,10 +188,12 @@ def fit(
     best_epoch, best_accuracy, bad_epochs, stopped = 0, -1.0, 0, False
     start_epoch, resumed_from = 1, None
     stage_dir = checkpoint_dir / stage if checkpoint_dir is not None else None
+    fingerprint = run_fingerprint(config, seed, train, stage)
     if stage_dir is not None:
         found = latest_checkpoint(stage_dir) if config.resume else None
         if found is not None:
             state = load_checkpoint(found)
+            _check_resumable(state.extra.get("fingerprint"), fingerprint, found)
             load_trainable_state(model, state.model)
             optimizer.load_state_dict(state.optimizer)
             scheduler.load_state_dict(state.scheduler)
@@ -264,7 +300,7 @@ def fit(
                     scheduler=scheduler.state_dict(),
                     scaler=scaler.state_dict() if scaler is not None else None,
                     rng=capture_rng_state({"augment": augment_generator}),
-                    extra={"history": history, "best_epoch": best_epoch, "best_accuracy": best_accuracy, "bad_epochs": bad_epochs, "stopped": stopped},
+                    extra={"fingerprint": fingerprint, "history": history, "best_epoch": best_epoch, "best_accuracy": best_accuracy, "bad_epochs": bad_epochs, "stopped": stopped},
                     best_model=best_state,
                 ),
                 keep=config.keep_checkpoints,
