@@ -18,7 +18,7 @@ _PROJECTION_PREFIXES = ("model.visual_projection", "model.text_projection", "mod
 
 def parameter_group(name: str) -> str | None:
     """The group of a parameter of an ``ImageClassifier``/``FeatureClassifier``; None if never trained."""
-    if name.startswith("head."):
+    if name.startswith(("head.", "predictor.")):  # the A-CLIP predictor is new too, like the head
         return "head"
     if name.startswith(_PROJECTION_PREFIXES):
         return "projection"
@@ -56,11 +56,11 @@ def _is_vision_projection(name: str) -> bool:
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """``(trainable, total)``, counting each shared tensor once."""
+    """``(trainable, total)``, counting each shared tensor once; A-CLIP's EMA copy is scaffolding, not counted."""
     seen: set[int] = set()
     trainable = total = 0
-    for parameter in model.parameters():
-        if id(parameter) in seen:
+    for name, parameter in model.named_parameters():
+        if name.startswith("ema.") or id(parameter) in seen:
             continue
         seen.add(id(parameter))
         total += parameter.numel()

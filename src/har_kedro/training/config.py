@@ -44,6 +44,8 @@ class TrainConfig:
     logit_bias_init: float | None = None
     augment: dict[str, Any] = field(default_factory=dict)
     lora: dict[str, Any] = field(default_factory=dict)
+    # A-CLIP attentive-mask training (models/aclip.py) when set; null for plain fine-tuning.
+    aclip: dict[str, Any] | None = None
     resume: bool = False
     keep_checkpoints: int = 2
     progress: bool = True
@@ -93,3 +95,14 @@ class TrainConfig:
             fail("early_stopping_patience must be >= 0 and keep_checkpoints >= 1.")
         if self.train_text and self.method != "full":
             fail(f"train_text needs method full (got {self.method}): the other methods keep the text side fixed.")
+        if self.aclip is not None:
+            from har_kedro.models.aclip import ACLIP_METHODS, AclipConfigError, AclipSettings
+
+            if self.method not in ACLIP_METHODS:
+                fail(f"method is '{self.method}' but A-CLIP (the aclip block) trains the vision tower: use one of {list(ACLIP_METHODS)}, or set aclip: null.")
+            if self.loss != "contrastive":
+                fail(f"loss is '{self.loss}' but A-CLIP's image-text term is the contrastive loss: set loss: contrastive (weights go in aclip.weights).")
+            try:
+                AclipSettings.from_params(self.aclip, where=f"{where}.aclip")
+            except AclipConfigError as error:
+                raise TrainingConfigError(str(error)) from None

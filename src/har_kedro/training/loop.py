@@ -182,6 +182,10 @@ def fit(
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     augment_generator = torch.Generator().manual_seed(seed)
     labels_all = np.asarray(train.labels, dtype=np.int64)
+    # Optional hooks of models with their own objective (A-CLIP): loss, per-step update, extra state.
+    custom_loss = getattr(model, "training_loss", None)
+    after_step = getattr(model, "after_optimizer_step", None)
+    extra_state = getattr(model, "extra_state", None)
 
     history: list[dict[str, Any]] = []
     best_state = trainable_state(model)
@@ -200,6 +204,8 @@ def fit(
             if scaler is not None and state.scaler:
                 scaler.load_state_dict(state.scaler)
             restore_rng_state(state.rng, {"augment": augment_generator})
+            if extra_state is not None:
+                model.load_extra_state(state.extra["model_state"])
             history = list(state.extra["history"])
             best_state = state.best_model or trainable_state(model)
             best_epoch, best_accuracy = state.extra["best_epoch"], state.extra["best_accuracy"]
@@ -232,10 +238,13 @@ def fit(
                 inputs = inputs.to(device, non_blocking=True)
                 labels = torch.from_numpy(labels_all[index]).to(device, non_blocking=True)
                 with autocast(device, dtype):
-                    embeddings = model.embed(inputs, augment_generator)
-                    classes, scale, bias = model.class_side()
-                    options = {"label_smoothing": config.label_smoothing} if config.loss == "cross_entropy" else {}
-                    loss = compute_loss(config.loss, embeddings.float(), classes.float(), labels, scale, bias, **options)
+                    if custom_loss is not None:
+                        loss, embeddings, (classes, scale, bias) = custom_loss(inputs, labels, augment_generator)
+                    else:
+                        embeddings = model.embed(inputs, augment_generator)
+                        classes, scale, bias = model.class_side()
+                        options = {"label_smoothing": config.label_smoothing} if config.loss == "cross_entropy" else {}
+                        loss = compute_loss(config.loss, embeddings.float(), classes.float(), labels, scale, bias, **options)
                 weighted = loss * (len(index) / step_n)
                 if scaler is not None:
                     scaler.scale(weighted).backward()
@@ -256,6 +265,8 @@ def fit(
                 optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if after_step is not None:
+                after_step((epoch - 1) * steps_per_epoch + step_index + 1, steps_per_epoch * config.epochs)
             if config.progress and (step_index % 10 == 0 or step_index == len(steps) - 1):
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", img_s=f"{seen / elapsed:.0f}")
@@ -300,7 +311,7 @@ def fit(
                     scheduler=scheduler.state_dict(),
                     scaler=scaler.state_dict() if scaler is not None else None,
                     rng=capture_rng_state({"augment": augment_generator}),
-                    extra={"fingerprint": fingerprint, "history": history, "best_epoch": best_epoch, "best_accuracy": best_accuracy, "bad_epochs": bad_epochs, "stopped": stopped},
+                    extra={"fingerprint": fingerprint, "model_state": extra_state() if extra_state is not None else None, "history": history, "best_epoch": best_epoch, "best_accuracy": best_accuracy, "bad_epochs": bad_epochs, "stopped": stopped},
                     best_model=best_state,
                 ),
                 keep=config.keep_checkpoints,

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from har_kedro.data.image_cache import ImageCache
+from har_kedro.models.aclip import AclipClassifier, AclipSettings, measure_step_speedup
 from har_kedro.models.backbones import Backbone, image_features, load_backbone
 from har_kedro.models.classifier import (
     ClassHead,
@@ -32,7 +33,7 @@ from har_kedro.models.methods import count_parameters, set_trainable
 from har_kedro.models.trained import TrainedModel
 from har_kedro.training.augment import AugmentConfig, prepare_eval_batch
 from har_kedro.training.config import TrainConfig
-from har_kedro.training.device import memory_kind, select_device
+from har_kedro.training.device import autocast, autocast_dtype, memory_kind, select_device
 from har_kedro.training.loop import FitResult, Split, evaluate, fit, predict_logits, trainable_state
 
 logger = logging.getLogger(__name__)
@@ -84,14 +85,14 @@ def build_classifier(
     head = ClassHead(embeddings, scale, bias)
     if config.method == "lora":
         apply_lora(backbone.model, lora_settings(config.lora))
-    model = ImageClassifier(
-        backbone,
-        head,
-        AugmentConfig.from_params(config.augment),
-        image_size=image_size,
-        class_prompts=class_prompts if config.train_text else None,
-        class_names=class_names,
-    )
+    common = dict(image_size=image_size, class_prompts=class_prompts if config.train_text else None, class_names=class_names)
+    augment = AugmentConfig.from_params(config.augment)
+    model: ImageClassifier
+    if config.aclip is not None:
+        settings = AclipSettings.from_params(config.aclip)
+        model = AclipClassifier(backbone, head, augment, settings, label_smoothing=config.label_smoothing, **common)
+    else:
+        model = ImageClassifier(backbone, head, augment, **common)
     method = "full" if config.method == "lp_ft" else config.method
     set_trainable(model, method, train_text=config.train_text, train_projection=config.train_projection)
     return model.to(device)
@@ -120,6 +121,26 @@ def _probe(model: ImageClassifier, cache: ImageCache, config: TrainConfig, devic
         probe, Split(features["train"], cache.labels("train")), Split(features["val"], cache.labels("val")),
         probe_config, device, seed, checkpoints, stage=stage,
     )
+
+
+def _aclip_report(model: AclipClassifier, cache: ImageCache, config: TrainConfig, device: torch.device, seed: int) -> dict[str, Any]:
+    """Tokens kept, the EMA tower's own accuracy, and the masked step's speed against a full-token one."""
+    report = model.token_report()
+    ema = model.ema_classifier()
+    for split in ("val", "test"):
+        report[f"ema_{split}_accuracy"] = evaluate(ema, Split(cache.images(split), cache.labels(split)), config.eval_batch_size, device, config.amp)["accuracy"]
+    if model.settings.measure_speedup:
+        rng = np.random.default_rng(seed)
+        labels = cache.labels("train")
+        index = np.sort(rng.choice(len(labels), size=min(config.batch_size, len(labels)), replace=False))
+        images = torch.from_numpy(np.ascontiguousarray(cache.images("train")[index]))
+        with autocast(device, autocast_dtype(config.amp, device)):
+            report.update(measure_step_speedup(model, images, torch.from_numpy(np.asarray(labels)[index]).long(), model.settings.speedup_repeats))
+        logger.info(
+            "A-CLIP step %.1f ms vs full-token %.1f ms on a batch of %d: %.2fx",
+            1e3 * report["masked_step_seconds"], 1e3 * report["full_step_seconds"], len(index), report["masked_step_speedup"],
+        )
+    return report
 
 
 def _library_versions() -> dict[str, str]:
@@ -170,6 +191,7 @@ def run_training(
     for result in results:
         history += result.history
 
+    aclip_info = _aclip_report(model, cache, config, device, seed) if isinstance(model, AclipClassifier) and results else None
     trainable, total = count_parameters(model)
     logits = predict_logits(model, test.inputs, config.eval_batch_size, device, config.amp)
     test_predictions = predictions_frame(logits, test.labels, cache.image_ids("test"), class_names)
@@ -201,6 +223,8 @@ def run_training(
         "config": dataclasses.asdict(config),
         "library_versions": _library_versions(),
     }
+    if aclip_info is not None:
+        run_info["aclip"] = aclip_info
     rebuild = {
         "backbone": backbone_source,
         "family": backbone.family,
@@ -214,7 +238,12 @@ def run_training(
         "image_mean": list(backbone.image_mean),
         "image_std": list(backbone.image_std),
     }
-    state = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad or name.startswith("head.")}
+    # The classifier alone: A-CLIP's predictor and EMA tower are training scaffolding.
+    state = {
+        name: p.detach().cpu().contiguous()
+        for name, p in model.named_parameters()
+        if (p.requires_grad or name.startswith("head.")) and not name.startswith(("predictor.", "ema."))
+    }
     return TrainingOutputs(TrainedModel(state, rebuild), pd.DataFrame(history, columns=HISTORY_COLUMNS), test_predictions, run_info)
 
 

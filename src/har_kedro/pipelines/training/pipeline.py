@@ -13,16 +13,11 @@ from kedro.pipeline import Node, Pipeline
 from har_kedro.pipelines.training.nodes import prepare_backbone, train_model
 
 MODELS: tuple[str, ...] = ("clip", "aclip", "siglip")
-# A-CLIP's attentive masking arrives with its own issue; until then its pipeline is empty
-# rather than a plain CLIP run under A-CLIP's name.
-TEMPLATED_MODELS: tuple[str, ...] = ("clip", "siglip")
 
 
 def create_pipeline(model: str = "clip", **kwargs: object) -> Pipeline:
     if model not in MODELS:
         raise ValueError(f"unknown model '{model}'; the training template knows {list(MODELS)}")
-    if model not in TEMPLATED_MODELS:
-        return Pipeline([])
     train = update_wrapper(partial(train_model, model_name=model), train_model)
     template = Pipeline(
         [
