@@ -21,7 +21,7 @@ def _versions(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir())
 
 
-@pytest.mark.parametrize("model", ["clip", "siglip"])
+@pytest.mark.parametrize("model", ["clip", "siglip", "aclip"])
 def test_demo_training_learns_and_versions_everything(demo_project, model):
     run = runner_for(demo_project)
     start = time.perf_counter()
@@ -55,6 +55,14 @@ def test_demo_training_learns_and_versions_everything(demo_project, model):
         images = torch.from_numpy(np.array(cache.images("test")))
         logits = (model_again.embed(images) @ classes.T) * scale
     assert (logits.argmax(1).numpy() == predictions["pred_id"].to_numpy()).mean() == 1.0
+
+    if model == "aclip":
+        aclip = info["aclip"]
+        assert aclip["tokens_kept_fraction"] == 0.5 and aclip["patch_tokens_per_image"] == 64
+        assert aclip["views_trained"] == params["epochs"] * len(cache.image_ids("train"))
+        assert aclip["masked_step_speedup"] > 1.0, aclip  # the masked step is faster than a full-token one
+        assert 0.0 <= aclip["ema_val_accuracy"] <= 1.0
+        assert not any(name.startswith(("predictor.", "ema.")) for name in trained.state)
 
     # Checkpoints were written every epoch and contain no pickles.
     checkpoint_files = list((demo_project / f"data/demo/06_models/{model}/checkpoints").rglob("*.*"))

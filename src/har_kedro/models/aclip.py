@@ -55,6 +55,7 @@ class AclipSettings:
     simclr_temperature: float = 0.1
     measure_speedup: bool = True  # time a masked step against a full-token step on one batch after training
     speedup_repeats: int = 5
+    speedup_batch_size: int | None = None  # None = the training batch size
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "training.aclip") -> AclipSettings:
@@ -111,6 +112,8 @@ class AclipSettings:
             fail(f"simclr_temperature must be > 0, got {self.simclr_temperature!r}.")
         if not isinstance(self.speedup_repeats, int) or self.speedup_repeats < 1:
             fail(f"speedup_repeats must be a positive integer, got {self.speedup_repeats!r}.")
+        if self.speedup_batch_size is not None and (not isinstance(self.speedup_batch_size, int) or self.speedup_batch_size < 1):
+            fail(f"speedup_batch_size must be a positive integer or null, got {self.speedup_batch_size!r}.")
 
 
 # --------------------------------------------------------------------------- token selection

@@ -132,7 +132,7 @@ def _aclip_report(model: AclipClassifier, cache: ImageCache, config: TrainConfig
     if model.settings.measure_speedup:
         rng = np.random.default_rng(seed)
         labels = cache.labels("train")
-        index = np.sort(rng.choice(len(labels), size=min(config.batch_size, len(labels)), replace=False))
+        index = np.sort(rng.choice(len(labels), size=min(model.settings.speedup_batch_size or config.batch_size, len(labels)), replace=False))
         images = torch.from_numpy(np.ascontiguousarray(cache.images("train")[index]))
         with autocast(device, autocast_dtype(config.amp, device)):
             report.update(measure_step_speedup(model, images, torch.from_numpy(np.asarray(labels)[index]).long(), model.settings.speedup_repeats))
