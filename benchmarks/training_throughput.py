@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -93,7 +94,7 @@ def run_ours(method: str, family: str, source: str, cache: np.ndarray, labels: n
         model = FeatureClassifier(model.head)
         set_trainable(model, "linear_probe")
         train, valid = Split(features, labels), Split(features[val], labels[val])
-        config = TrainConfig(**{**config.__dict__, "lr": config.probe_lr})
+        config = dataclasses.replace(config, lr=config.probe_lr)
     else:
         train, valid = Split(cache, labels), Split(cache[val], labels[val])
     result = fit(model, train, valid, config, device, seed=0)

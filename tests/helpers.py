@@ -57,3 +57,15 @@ def write_kaggle(root: Path, rows: Iterable[tuple[str, str]], files: dict[str, b
 
 def open_bytes(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
+
+
+def separable_split(n: int, seed: int = 0, size: int = 32):
+    """Random uint8 images with a class-dependent bright square: a ``Split`` a tiny model can learn."""
+    from har_kedro.training.loop import Split
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 15
+    images = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 2 * (label % 5) : 2 * (label % 5) + 8, 2 * (label // 5) : 2 * (label // 5) + 8] = 255
+    return Split(images, labels)

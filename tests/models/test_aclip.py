@@ -28,8 +28,9 @@ from har_kedro.models.methods import count_parameters
 from har_kedro.models.tiny import ensure_tiny_backbone
 from har_kedro.training.augment import prepare_eval_batch
 from har_kedro.training.config import TrainConfig, TrainingConfigError
-from har_kedro.training.loop import Split, fit
+from har_kedro.training.loop import fit
 from har_kedro.training.runner import build_classifier, seed_everything
+from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
 
 CPU = torch.device("cpu")
@@ -55,15 +56,6 @@ def _pixels(model: AclipClassifier, n: int = 3, seed: int = 0) -> torch.Tensor:
     size = model.image_size
     images = torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8))
     return prepare_eval_batch(images, model.backbone.image_mean, model.backbone.image_std, size, CPU)
-
-
-def _data(n: int, size: int = 32, seed: int = 0) -> Split:
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 15
-    images = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        images[i, 2 * (label % 5) : 2 * (label % 5) + 8, 2 * (label // 5) : 2 * (label // 5) + 8] = 255
-    return Split(images, labels)
 
 
 # --------------------------------------------------------------------------- selection
@@ -248,7 +240,7 @@ def test_fit_trains_on_half_the_tokens(tiny_backbones, overrides):
     model = _model(tiny_backbones["clip"], **overrides)
     before = {n: p.detach().clone() for n, p in model.ema.named_parameters()}
     config = _config(**overrides)
-    result = fit(model, _data(32), _data(15, seed=1), config, CPU, seed=0)
+    result = fit(model, separable_split(32), separable_split(15, seed=1), config, CPU, seed=0)
     assert all(math.isfinite(row["train_loss"]) for row in result.history)
     report = model.token_report()
     assert report["patch_tokens_kept_per_view"] == 8 and report["tokens_kept_fraction"] == 0.5
@@ -262,14 +254,14 @@ def test_any_patch_grid_works(tmp_path):
     source = str(ensure_tiny_backbone("clip", tmp_path / "grid7", texts, image_size=56, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, projection_dim=32))
     model = _model(source, size=56)
     assert model.num_patches == 49 and model.keep == 25
-    data = _data(8, size=56)
+    data = separable_split(8, size=56)
     loss, embeddings, _ = model.training_loss(torch.from_numpy(data.inputs), torch.from_numpy(data.labels))
     loss.backward()
     assert embeddings.shape == (8, 32) and model.tokens_kept == 8 * 25
 
 
 def test_resume_restores_the_ema_tower(tiny_backbones, tmp_path):
-    train, val = _data(24), _data(15, seed=1)
+    train, val = separable_split(24), separable_split(15, seed=1)
     config = _config(epochs=3)
     reference = fit(_model(tiny_backbones["clip"]), train, val, config, CPU, seed=3, checkpoint_dir=tmp_path / "a")
 
@@ -293,7 +285,7 @@ def test_resume_restores_the_ema_tower(tiny_backbones, tmp_path):
 
 def test_speedup_measurement_changes_nothing(tiny_backbones):
     model = _model(tiny_backbones["clip"])
-    data = _data(16)
+    data = separable_split(16)
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     torch.manual_seed(5)
     expected_next = torch.rand(3)

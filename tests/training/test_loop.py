@@ -14,19 +14,10 @@ from har_kedro.models.classifier import FeatureClassifier
 from har_kedro.training.config import TrainConfig, TrainingConfigError
 from har_kedro.training.loop import ResumeMismatchError, Split, fit, trainable_state
 from har_kedro.training.runner import build_classifier, cache_features, seed_everything
+from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
 
 CPU = torch.device("cpu")
-
-
-def _data(n: int, seed: int) -> Split:
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 15
-    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
-    # Make the classes separable: a class-dependent bright square.
-    for i, label in enumerate(labels):
-        images[i, 2 * (label % 5) : 2 * (label % 5) + 8, 2 * (label // 5) : 2 * (label // 5) + 8] = 255
-    return Split(images, labels)
 
 
 def _config(**overrides) -> TrainConfig:
@@ -44,7 +35,7 @@ def _model(source: str, config: TrainConfig):
 
 
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_backbones, tmp_path):
-    train, val = _data(48, 1), _data(30, 2)
+    train, val = separable_split(48, 1), separable_split(30, 2)
     config = _config(epochs=4, lora={"rank": 2, "alpha": 4, "dropout": 0.1}, method="lora")
 
     model = _model(tiny_backbones["clip"], config)
@@ -78,7 +69,7 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_backbones, tmp_
 
 @pytest.mark.parametrize("change", [{"epochs": 3}, {"lr": 3e-4}, {"batch_size": 16, "effective_batch_size": 16}])
 def test_resume_refuses_a_checkpoint_from_other_settings(tiny_backbones, tmp_path, change):
-    train, val = _data(32, 1), _data(15, 2)
+    train, val = separable_split(32, 1), separable_split(15, 2)
     config = _config(epochs=2)
     fit(_model(tiny_backbones["clip"], config), train, val, config, CPU, seed=1, checkpoint_dir=tmp_path)
     other = dataclasses.replace(config, resume=True, **change)
@@ -93,7 +84,7 @@ def test_resume_refuses_a_checkpoint_from_other_settings(tiny_backbones, tmp_pat
 
 
 def test_resume_false_starts_over(tiny_backbones, tmp_path):
-    train, val = _data(32, 1), _data(15, 2)
+    train, val = separable_split(32, 1), separable_split(15, 2)
     config = _config(epochs=1)
     fit(_model(tiny_backbones["clip"], config), train, val, config, CPU, seed=1, checkpoint_dir=tmp_path)
     again = fit(_model(tiny_backbones["clip"], config), train, val, config, CPU, seed=1, checkpoint_dir=tmp_path)
@@ -101,7 +92,7 @@ def test_resume_false_starts_over(tiny_backbones, tmp_path):
 
 
 def test_gradient_accumulation_matches_one_large_batch(tiny_backbones):
-    train, val = _data(64, 3), _data(15, 4)
+    train, val = separable_split(64, 3), separable_split(15, 4)
     common = dict(epochs=2, augment={"random_resized_crop": False, "horizontal_flip": False}, grad_clip=None)
     small = _config(batch_size=8, effective_batch_size=32, **common)
     large = _config(batch_size=32, effective_batch_size=32, **common)
@@ -121,7 +112,7 @@ def test_gradient_accumulation_matches_one_large_batch(tiny_backbones):
 
 
 def test_same_seed_same_metrics_on_cpu(tiny_backbones):
-    train, val = _data(32, 5), _data(15, 6)
+    train, val = separable_split(32, 5), separable_split(15, 6)
     config = _config(epochs=2)
     runs = [fit(_model(tiny_backbones["siglip"], dataclasses.replace(config, loss="sigmoid")), train, val, dataclasses.replace(config, loss="sigmoid"), CPU, seed=3) for _ in range(2)]
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -129,7 +120,7 @@ def test_same_seed_same_metrics_on_cpu(tiny_backbones):
 
 
 def test_linear_probe_never_reruns_the_backbone(tiny_backbones):
-    train, val = _data(40, 7), _data(15, 8)
+    train, val = separable_split(40, 7), separable_split(15, 8)
     config = _config(method="linear_probe", epochs=5, lr=1e-2)
     model = _model(tiny_backbones["clip"], config)
     calls = []
@@ -146,7 +137,7 @@ def test_linear_probe_never_reruns_the_backbone(tiny_backbones):
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(tiny_backbones):
-    train, val = _data(32, 9), _data(15, 10)
+    train, val = separable_split(32, 9), separable_split(15, 10)
     config = _config(epochs=30, lr=1e-9, early_stopping_patience=2)  # lr so small nothing improves
     result = fit(_model(tiny_backbones["clip"], config), train, val, config, CPU, seed=0)
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
@@ -173,4 +164,4 @@ def test_bad_training_parameters_are_named(params, match):
 def test_no_trainable_parameters_is_an_error(tiny_backbones):
     config = _config(method="zero_shot")
     with pytest.raises(ValueError, match="no trainable parameters"):
-        fit(_model(tiny_backbones["clip"], config), _data(16, 0), _data(15, 1), config, CPU, seed=0)
+        fit(_model(tiny_backbones["clip"], config), separable_split(16, 0), separable_split(15, 1), config, CPU, seed=0)

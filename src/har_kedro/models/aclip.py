@@ -338,13 +338,7 @@ class AclipClassifier(ImageClassifier):
             self.tokens_kept += index.shape[1] * len(index)
             self.views_seen += len(index)
         normalised = [F.normalize(e, dim=-1) for e in embeddings]
-        loss = torch.zeros((), device=labels.device)
-        for z in normalised:
-            if w["contrastive"]:
-                loss = loss + w["contrastive"] * contrastive_loss(z, classes.float(), labels, scale) / len(normalised)
-            if w["cross_entropy"]:
-                ce = cross_entropy_loss(z, classes.float(), labels, scale, bias, self.label_smoothing)
-                loss = loss + w["cross_entropy"] * ce / len(normalised)
+        loss = sum(self._class_terms(z, labels, classes, scale, bias) for z in normalised) / len(normalised)
         if w["distill"]:
             for i, e in enumerate(embeddings):
                 target = targets[(i + 1) % len(targets)]  # the other view's EMA embedding when there are two
@@ -356,9 +350,12 @@ class AclipClassifier(ImageClassifier):
 
     def full_token_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """What the same step costs without A-CLIP: one view, every token, no EMA, same class losses."""
-        w = self.settings.weights
         classes, scale, bias = self.class_side()
-        z = self.embed(images, generator)
+        return self._class_terms(self.embed(images, generator), labels, classes, scale, bias)
+
+    def _class_terms(self, z: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """The weighted image-class terms (contrastive + cross-entropy) for normalised embeddings ``z``."""
+        w = self.settings.weights
         loss = torch.zeros((), device=labels.device)
         if w["contrastive"]:
             loss = loss + w["contrastive"] * contrastive_loss(z, classes.float(), labels, scale)

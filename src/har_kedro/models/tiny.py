@@ -141,6 +141,14 @@ def _preprocessor_config(family: str, image_size: int) -> dict:
     return {"image_processor_type": "SiglipImageProcessor", **common, "resample": 2, "size": {"height": image_size, "width": image_size}}
 
 
+def _holds_complete_build(out: Path, spec: dict) -> bool:
+    try:
+        existing = json.loads((out / SPEC_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return existing == spec and all((out / name).is_file() for name in _REQUIRED_FILES)
+
+
 def build_tiny_backbone(
     family: Family,
     out_dir: str | Path,
@@ -153,16 +161,20 @@ def build_tiny_backbone(
     projection_dim: int = 64,
     max_text_length: int = 16,
     seed: int = 0,
+    reuse_existing: bool = False,
 ) -> Path:
     """Build a random tiny model + tokenizer + preprocessor config into ``out_dir``; return it.
 
     Same arguments give bit-identical weights. SigLIP has no image projection, so its embedding
-    dimension is ``hidden_size`` and ``projection_dim`` only applies to CLIP.
+    dimension is ``hidden_size`` and ``projection_dim`` only applies to CLIP. With
+    ``reuse_existing``, a complete model already built there for the same settings is kept.
     """
     _validate(family, image_size, patch_size, hidden_size, num_heads)
     vocab_texts = list(vocab_texts)
     spec, _ = _spec(family, vocab_texts, image_size, patch_size, hidden_size, num_layers, num_heads, projection_dim, max_text_length, seed)
     out = Path(out_dir)
+    if reuse_existing and _holds_complete_build(out, spec):
+        return out
     out.mkdir(parents=True, exist_ok=True)
     (out / SPEC_FILE).unlink(missing_ok=True)  # the spec is written last: its presence marks a complete build
 
@@ -209,39 +221,9 @@ def build_tiny_backbone(
     return out
 
 
-def ensure_tiny_backbone(
-    family: Family,
-    out_dir: str | Path,
-    vocab_texts: Iterable[str],
-    image_size: int = 64,
-    patch_size: int = 8,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    projection_dim: int = 64,
-    max_text_length: int = 16,
-    seed: int = 0,
-) -> Path:
-    """``out_dir``, built only if it does not already hold a complete model for the same settings."""
-    vocab_texts = list(vocab_texts)
-    out = Path(out_dir)
-    spec, _ = _spec(family, vocab_texts, image_size, patch_size, hidden_size, num_layers, num_heads, projection_dim, max_text_length, seed)
-    try:
-        existing = json.loads((out / SPEC_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        existing = None
-    if existing == spec and all((out / name).is_file() for name in _REQUIRED_FILES):
-        return out
-    return build_tiny_backbone(
-        family,
-        out,
-        vocab_texts,
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        projection_dim=projection_dim,
-        max_text_length=max_text_length,
-        seed=seed,
-    )
+def ensure_tiny_backbone(family: Family, out_dir: str | Path, vocab_texts: Iterable[str], **settings: int) -> Path:
+    """``out_dir``, built only if it does not already hold a complete model for the same settings.
+
+    ``settings`` are :func:`build_tiny_backbone`'s keyword arguments.
+    """
+    return build_tiny_backbone(family, out_dir, vocab_texts, reuse_existing=True, **settings)
