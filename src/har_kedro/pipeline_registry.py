@@ -1,10 +1,10 @@
-"""Project pipelines: the data half, one training pipeline per model, reporting."""
+"""Project pipelines: the data half, one training and one inference pipeline per model, reporting."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from har_kedro.pipelines import ingestion, preprocessing, reporting, training
+from har_kedro.pipelines import inference, ingestion, preprocessing, reporting, training
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -15,5 +15,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     for model in training.MODELS:
         pipelines[f"train_{model}"] = training.create_pipeline(model=model)
     pipelines["reporting"] = reporting.create_pipeline()
+    for model in training.MODELS:
+        pipelines[f"inference_{model}"] = inference.create_pipeline(model=model)
+    pipelines["inference"] = sum((pipelines[f"inference_{m}"] for m in training.MODELS), Pipeline([]))
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -324,9 +324,18 @@ class AclipClassifier(ImageClassifier):
         return index, target
 
     def training_loss(
-        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        generator: torch.Generator | None = None,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """A-CLIP's loss for one batch, the normalised embeddings of the first view, and the class side."""
+        """A-CLIP's loss for one batch, the normalised embeddings of the first view, and the class side.
+
+        With several processes ``gather`` (training/distributed.py) joins every process's embeddings,
+        EMA targets and labels before the loss terms, so the loss and the returned embeddings are
+        those of the whole batch, as with one process.
+        """
         s, w = self.settings, self.settings.weights
         classes, scale, bias = self.class_side()
         embeddings, targets = [], []
@@ -337,6 +346,10 @@ class AclipClassifier(ImageClassifier):
             targets.append(target)
             self.tokens_kept += index.shape[1] * len(index)
             self.views_seen += len(index)
+        if gather is not None:
+            embeddings = [gather(e) for e in embeddings]
+            targets = [None if t is None else gather(t) for t in targets]
+            labels = gather(labels)
         normalised = [F.normalize(e, dim=-1) for e in embeddings]
         loss = sum(self._class_terms(z, labels, classes, scale, bias) for z in normalised) / len(normalised)
         if w["distill"]:

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from har_kedro.training.fast_path import upload
+
 # torchvision's RandomResizedCrop tries this many boxes before falling back to a centre crop.
 CROP_ATTEMPTS = 10
 
@@ -135,8 +137,9 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
         raise ValueError(f"mean and std need {channels} values each, got {len(mean)} and {len(std)}.")
     if any(float(s) <= 0.0 for s in std):
         raise ValueError(f"std values must be positive, got {list(std)}.")
-    m = torch.tensor([float(v) for v in mean], dtype=x.dtype, device=x.device).view(1, channels, 1, 1)
-    s = torch.tensor([float(v) for v in std], dtype=x.dtype, device=x.device).view(1, channels, 1, 1)
+    # Built on the host and uploaded from pinned memory: torch.tensor(..., device="cuda") would wait for the GPU.
+    m = upload(torch.tensor([float(v) for v in mean], dtype=x.dtype).view(1, channels, 1, 1), x.device)
+    s = upload(torch.tensor([float(v) for v in std], dtype=x.dtype).view(1, channels, 1, 1), x.device)
     return (x - m) / s
 
 
@@ -236,7 +239,7 @@ def resample_affine(x: torch.Tensor, theta: torch.Tensor, out_size: int | tuple[
     # Sampling positions in half precision would be off by up to a pixel: sample in float32 at least.
     work = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
     # The grid is built in float64 (a few MB) and rounded once, which halves the position error.
-    theta = theta.to(device=x.device, dtype=torch.float64)
+    theta = upload(theta.to(torch.float64), x.device)  # non-blocking: the boxes were drawn on the CPU
     grid = F.affine_grid(theta, [x.shape[0], x.shape[1], out_h, out_w], align_corners=False).to(work)
     out = F.grid_sample(x.to(work), grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.to(x.dtype)

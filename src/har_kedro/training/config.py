@@ -49,6 +49,15 @@ class TrainConfig:
     resume: bool = False
     keep_checkpoints: int = 2
     progress: bool = True
+    # Several processes (GPUs, machines; training/distributed.py): {num_processes, num_machines, ...}.
+    distributed: dict[str, Any] = field(default_factory=dict)
+    # GPU fast path (training/fast_path.py): speed only, none of these changes what an epoch computes.
+    cache_on_device: bool | str = "auto"  # auto | true | false; always a no-op on CPU
+    compile: bool = False  # torch.compile each vision encoder layer
+    compile_mode: str = "default"
+    activation_checkpointing: bool = False
+    tf32: bool = True
+    log_every_steps: int = 50  # progress-bar loss reads (each one waits for the device)
 
     @property
     def accumulation_steps(self) -> int:
@@ -106,3 +115,14 @@ class TrainConfig:
                 AclipSettings.from_params(self.aclip, where=f"{where}.aclip")
             except AclipConfigError as error:
                 raise TrainingConfigError(str(error)) from None
+        from har_kedro.training.distributed import DistributedConfigError, DistributedSettings
+
+        try:
+            DistributedSettings.from_params(self.distributed, where=f"{where}.distributed").check_fits(self.device, self.batch_size, f"{where}.distributed")
+        except DistributedConfigError as error:
+            raise TrainingConfigError(str(error)) from None
+        from har_kedro.training.fast_path import fast_path_problem
+
+        problem = fast_path_problem(self)
+        if problem:
+            fail(problem)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from har_kedro.models.losses import class_logits, compute_loss
+from har_kedro.models.losses import class_logits
 from har_kedro.models.methods import optimizer_groups
 from har_kedro.training.checkpoint import (
     TrainingState,
@@ -36,7 +36,10 @@ from har_kedro.training.checkpoint import (
 )
 from har_kedro.training.config import TrainConfig
 from har_kedro.training.device import autocast, autocast_dtype, peak_memory_mb, reset_peak_memory
+from har_kedro.training.distributed import SINGLE_PROCESS, Ranks
+from har_kedro.training.fast_path import BatchFeed, nbytes, resolve_cache_mode
 from har_kedro.training.schedule import warmup_cosine
+from har_kedro.training.step import TrainStep
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +83,17 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor])
 
 
 # Settings that do not change what an epoch computes; a resumed run may change them freely.
-_RESUME_FREE = ("resume", "progress", "keep_checkpoints", "eval_batch_size", "device")
+_RESUME_FREE = (
+    "resume", "progress", "keep_checkpoints", "eval_batch_size", "device", "distributed",
+    "cache_on_device", "compile", "compile_mode", "activation_checkpointing", "tf32", "log_every_steps",
+)
 
 
-def run_fingerprint(config: TrainConfig, seed: int, train: Split, stage: str) -> dict[str, Any]:
+def run_fingerprint(config: TrainConfig, seed: int, train: Split, stage: str, processes: int = 1) -> dict[str, Any]:
     """What a checkpoint must agree with to be resumed: the settings, the seed and the data size."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUME_FREE}
+    if processes > 1:  # each process has its own random streams, saved per rank: resume with as many
+        settings["processes"] = processes
     return json.loads(json.dumps({"stage": stage, "seed": seed, "train_size": len(train), "settings": settings}, default=str))
 
 
@@ -139,9 +147,11 @@ def predict_logits(
     return torch.cat(outputs)
 
 
-def evaluate(model: torch.nn.Module, split: Split, batch_size: int, device: torch.device, amp: str = "auto") -> dict[str, float]:
-    """Cross-entropy and top-1 accuracy: comparable across objectives."""
-    logits = predict_logits(model, split.inputs, batch_size, device, amp)
+def evaluate(
+    model: torch.nn.Module, split: Split, batch_size: int, device: torch.device, amp: str = "auto", ranks: Ranks = SINGLE_PROCESS
+) -> dict[str, float]:
+    """Cross-entropy and top-1 accuracy: comparable across objectives (rows shared out between ``ranks``)."""
+    logits = ranks.predict(lambda part: predict_logits(model, part, batch_size, device, amp), split.inputs)
     labels = torch.as_tensor(np.array(split.labels, dtype=np.int64))
     return {
         "loss": float(torch.nn.functional.cross_entropy(logits, labels)),
@@ -166,8 +176,13 @@ def fit(
     checkpoint_dir: Path | None = None,
     stage: str = "train",
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> FitResult:
-    """Train ``model``'s trainable parameters and return the best epoch's weights and the history."""
+    """Train ``model``'s trainable parameters and return the best epoch's weights and the history.
+
+    With several ``ranks`` (training/distributed.py) every process runs this on its share of each
+    micro-batch; the optimisation, the history and the result are those of one process.
+    """
     model.to(device)
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"stage '{stage}': the model has no trainable parameters for method '{config.method}'")
@@ -180,10 +195,9 @@ def fit(
     scheduler = warmup_cosine(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     dtype = autocast_dtype(config.amp, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    augment_generator = torch.Generator().manual_seed(seed)
+    augment_generator = torch.Generator().manual_seed(ranks.seed(seed))
     labels_all = np.asarray(train.labels, dtype=np.int64)
-    # Optional hooks of models with their own objective (A-CLIP): loss, per-step update, extra state.
-    custom_loss = getattr(model, "training_loss", None)
+    # Optional hooks of models with their own objective (A-CLIP; TrainStep calls its loss).
     after_step = getattr(model, "after_optimizer_step", None)
     extra_state = getattr(model, "extra_state", None)
 
@@ -192,9 +206,14 @@ def fit(
     best_epoch, best_accuracy, bad_epochs, stopped = 0, -1.0, 0, False
     start_epoch, resumed_from = 1, None
     stage_dir = checkpoint_dir / stage if checkpoint_dir is not None else None
-    fingerprint = run_fingerprint(config, seed, train, stage)
+    fingerprint = run_fingerprint(config, seed, train, stage, ranks.world)
     if stage_dir is not None:
         found = latest_checkpoint(stage_dir) if config.resume else None
+        ranks.require_same(
+            found.name if found else None,
+            f"the processes found different checkpoints to resume from in {stage_dir}; on several machines put the "
+            "checkpoints folder on a filesystem they all share, or set resume: false",
+        )
         if found is not None:
             state = load_checkpoint(found)
             _check_resumable(state.extra.get("fingerprint"), fingerprint, found)
@@ -203,7 +222,7 @@ def fit(
             scheduler.load_state_dict(state.scheduler)
             if scaler is not None and state.scaler:
                 scaler.load_state_dict(state.scaler)
-            restore_rng_state(state.rng, {"augment": augment_generator})
+            restore_rng_state(state.rng, ranks.generators(augment_generator))
             if extra_state is not None:
                 model.load_extra_state(state.extra["model_state"])
             history = list(state.extra["history"])
@@ -212,11 +231,18 @@ def fit(
             bad_epochs, stopped = state.extra["bad_epochs"], state.extra["stopped"]
             start_epoch = resumed_from = state.epoch + 1
             logger.info("Resuming stage '%s' from %s (epoch %d done)", stage, found, state.epoch)
-        elif stage_dir.exists():
+        elif stage_dir.exists() and ranks.is_main:
             if not config.resume:
                 logger.info("resume is off: clearing old checkpoints in %s", stage_dir)
             shutil.rmtree(stage_dir)
+        ranks.barrier()
+    # Wrapped after a resume has loaded the weights: DDP starts every process from rank 0's.
+    train_step = ranks.wrap(TrainStep(model, config.loss, config.label_smoothing))
 
+    # Where the images live and how micro-batches reach the device (training/fast_path.py).
+    cache_mode = resolve_cache_mode(config.cache_on_device, device, nbytes(train.inputs) + nbytes(val.inputs))
+    feed = BatchFeed(train.inputs, labels_all, device, cache_mode)
+    val = Split(feed.place(val.inputs), val.labels)
     reset_peak_memory(device)
     peak = 0.0
     for epoch in range(start_epoch, config.epochs + 1):
@@ -228,28 +254,21 @@ def fit(
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         started = time.perf_counter()
-        bar = tqdm(steps, desc=f"{stage} epoch {epoch}/{config.epochs}", unit="step", disable=None if config.progress else True, dynamic_ncols=True, leave=False)
+        bar = tqdm(steps, desc=f"{stage} epoch {epoch}/{config.epochs}", unit="step", disable=None if config.progress and ranks.is_main else True, dynamic_ncols=True, leave=False)
+        batches = feed.epoch(ranks.local_steps(steps))
         for step_index, step in enumerate(bar):
             step_n = sum(len(mb) for mb in step)
-            for index in step:
-                inputs = take(train.inputs, index)
-                if device.type == "cuda":
-                    inputs = inputs.pin_memory()
-                inputs = inputs.to(device, non_blocking=True)
-                labels = torch.from_numpy(labels_all[index]).to(device, non_blocking=True)
-                with autocast(device, dtype):
-                    if custom_loss is not None:
-                        loss, embeddings, (classes, scale, bias) = custom_loss(inputs, labels, augment_generator)
-                    else:
-                        embeddings = model.embed(inputs, augment_generator)
-                        classes, scale, bias = model.class_side()
-                        options = {"label_smoothing": config.label_smoothing} if config.loss == "cross_entropy" else {}
-                        loss = compute_loss(config.loss, embeddings.float(), classes.float(), labels, scale, bias, **options)
-                weighted = loss * (len(index) / step_n)
-                if scaler is not None:
-                    scaler.scale(weighted).backward()
-                else:
-                    weighted.backward()
+            for micro, index in enumerate(step):
+                inputs, labels = next(batches)  # this process's rows of micro-batch ``index``
+                gather = ranks.gatherer(index)  # None with one process
+                with ranks.accumulating(train_step, sync=micro == len(step) - 1):
+                    with autocast(device, dtype):
+                        # With several processes: the loss and embeddings of the whole micro-batch.
+                        loss, embeddings, (classes, scale, bias) = train_step(inputs, labels, augment_generator, gather)
+                    weighted = loss * (len(index) / step_n)
+                    ranks.backward(scaler.scale(weighted) if scaler is not None else weighted)
+                if gather is not None:
+                    labels = torch.from_numpy(labels_all[index]).to(device, non_blocking=True)
                 with torch.no_grad():
                     loss_sum += loss.detach() * len(index)
                     correct += (class_logits(embeddings.detach().float(), classes.detach().float(), scale.detach(), None if bias is None else bias.detach()).argmax(1) == labels).sum()
@@ -267,15 +286,16 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             if after_step is not None:
                 after_step((epoch - 1) * steps_per_epoch + step_index + 1, steps_per_epoch * config.epochs)
-            if config.progress and (step_index % 10 == 0 or step_index == len(steps) - 1):
+            # Reading the loss waits for the device: only every log_every_steps, and only for a visible bar.
+            if not bar.disable and (step_index % config.log_every_steps == 0 or step_index == len(steps) - 1):
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", img_s=f"{seen / elapsed:.0f}")
         bar.close()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
-        val_metrics = evaluate(model, val, config.eval_batch_size, device, config.amp)
-        peak = max(peak, peak_memory_mb(device))
+        val_metrics = evaluate(model, val, config.eval_batch_size, device, config.amp, ranks)
+        peak = max(peak, ranks.max(peak_memory_mb(device)))  # the largest process's
         row = {
             "stage": stage,
             "epoch": epoch,
@@ -301,7 +321,10 @@ def fit(
             if config.early_stopping_patience and bad_epochs >= config.early_stopping_patience:
                 stopped = True
                 logger.info("Early stopping after epoch %d: no val-accuracy gain for %d epochs", epoch, bad_epochs)
-        if stage_dir is not None:
+        other_rng = ranks.other_generator_states(augment_generator) if stage_dir is not None else {}
+        if stage_dir is not None and ranks.is_main:  # one writer; the other processes' random streams are in other_rng
+            rng = capture_rng_state({"augment": augment_generator})
+            rng["generators"].update(other_rng)
             save_checkpoint(
                 stage_dir,
                 TrainingState(
@@ -310,7 +333,7 @@ def fit(
                     optimizer=optimizer.state_dict(),
                     scheduler=scheduler.state_dict(),
                     scaler=scaler.state_dict() if scaler is not None else None,
-                    rng=capture_rng_state({"augment": augment_generator}),
+                    rng=rng,
                     extra={"fingerprint": fingerprint, "model_state": extra_state() if extra_state is not None else None, "history": history, "best_epoch": best_epoch, "best_accuracy": best_accuracy, "bad_epochs": bad_epochs, "stopped": stopped},
                     best_model=best_state,
                 ),

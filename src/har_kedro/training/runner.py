@@ -34,6 +34,8 @@ from har_kedro.models.trained import TrainedModel
 from har_kedro.training.augment import AugmentConfig, prepare_eval_batch
 from har_kedro.training.config import TrainConfig
 from har_kedro.training.device import autocast, autocast_dtype, memory_kind, select_device
+from har_kedro.training.fast_path import apply_speed_settings
+from har_kedro.training.launch import distributed_settings, fit_in_processes
 from har_kedro.training.loop import FitResult, Split, evaluate, fit, predict_logits, trainable_state
 
 logger = logging.getLogger(__name__)
@@ -95,7 +97,8 @@ def build_classifier(
         model = ImageClassifier(backbone, head, augment, **common)
     method = "full" if config.method == "lp_ft" else config.method
     set_trainable(model, method, train_text=config.train_text, train_projection=config.train_projection)
-    return model.to(device)
+    # TF32, activation checkpointing, torch.compile (training/fast_path.py); after the A-CLIP EMA copy.
+    return apply_speed_settings(model.to(device), config, device)
 
 
 @torch.no_grad()
@@ -187,7 +190,10 @@ def run_training(
             p.requires_grad_(saved_flags[name])
     if config.method in ("lora", "full", "lp_ft"):
         seed_everything(seed)
-        results.append(fit(model, train, val, config, device, seed, checkpoint_dir, stage="fine_tune"))
+        if distributed_settings(config).enabled:  # worker processes (training/launch.py); the probe above stays here
+            results.append(fit_in_processes(model, cache, class_names, class_prompts, backbone_source, config, seed, image_size, device, checkpoint_dir))
+        else:
+            results.append(fit(model, train, val, config, device, seed, checkpoint_dir, stage="fine_tune"))
     for result in results:
         history += result.history
 
@@ -204,6 +210,7 @@ def run_training(
         "loss": config.loss,
         "seed": seed,
         "device": str(device),
+        "processes": distributed_settings(config).num_processes if config.method in ("lora", "full", "lp_ft") else 1,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "image_size": image_size,
         "trainable_parameters": trainable,

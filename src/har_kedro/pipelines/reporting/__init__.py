@@ -1,4 +1,4 @@
-"""Comparison of the trained models. Placeholder until the reporting issue fills it."""
+"""Comparison of the trained models: metrics tables, figures, Markdown and an HTML report."""
 
 from har_kedro.pipelines.reporting.pipeline import create_pipeline
 

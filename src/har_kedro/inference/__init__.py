@@ -1,0 +1,1 @@
+"""Inference on new images with a trained model, and its ONNX export for serving."""

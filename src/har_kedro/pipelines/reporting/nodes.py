@@ -1,0 +1,64 @@
+"""Thin nodes over :mod:`har_kedro.reporting`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from har_kedro.pipelines.training import MODELS
+from har_kedro.reporting.figures import (
+    accuracy_vs_epoch_time_figure,
+    accuracy_vs_parameters_figure,
+    confusion_matrices_figure,
+    learning_curves_figure,
+)
+from har_kedro.reporting.html_report import build_html_report
+from har_kedro.reporting.markdown import metrics_markdown
+from har_kedro.reporting.metrics import model_metrics_table, per_class_table
+from har_kedro.reporting.runs import RunSelection, select_runs
+from har_kedro.reporting.summary import report_info, report_summary
+
+
+def collect_model_runs(class_names: list[str], **model_outputs: Any) -> tuple[RunSelection, dict[str, Any]]:
+    """``model_outputs`` are ``<model>.run_info/history/test_predictions`` by dataset name; ``None`` if never saved."""
+    selection = select_runs(class_names, model_outputs, MODELS)
+    return selection, report_info(selection)
+
+
+def compute_metrics(selection: RunSelection, class_names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return model_metrics_table(selection.runs, class_names), per_class_table(selection.runs, class_names)
+
+
+def draw_figures(selection: RunSelection, class_names: list[str], model_metrics: pd.DataFrame) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure]:
+    return (
+        confusion_matrices_figure(selection.runs, class_names),
+        learning_curves_figure(selection.runs),
+        accuracy_vs_parameters_figure(model_metrics),
+        accuracy_vs_epoch_time_figure(model_metrics),
+    )
+
+
+def summarise(model_metrics: pd.DataFrame, report_info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    left_out = report_info.get("models_left_out") or {}
+    return metrics_markdown(model_metrics, left_out), report_summary(model_metrics, left_out)
+
+
+def write_html_report(
+    selection: RunSelection,
+    model_metrics: pd.DataFrame,
+    per_class_metrics: pd.DataFrame,
+    report_info: dict[str, Any],
+    confusion_matrices: go.Figure,
+    learning_curves: go.Figure,
+    accuracy_vs_parameters: go.Figure,
+    accuracy_vs_epoch_time: go.Figure,
+) -> str:
+    figures = {
+        "confusion_matrices": confusion_matrices,
+        "learning_curves": learning_curves,
+        "accuracy_vs_parameters": accuracy_vs_parameters,
+        "accuracy_vs_epoch_time": accuracy_vs_epoch_time,
+    }
+    return build_html_report(model_metrics, per_class_metrics, selection.runs, report_info, figures)

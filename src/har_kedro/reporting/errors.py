@@ -1,0 +1,7 @@
+"""The exception reporting raises when a training output cannot be used as it is."""
+
+from __future__ import annotations
+
+
+class ReportingInputError(ValueError):
+    """A model's saved outputs are malformed or inconsistent; the message names the dataset and the fix."""

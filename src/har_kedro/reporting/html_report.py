@@ -1,0 +1,181 @@
+"""One self-contained HTML file comparing the models: tables, interactive figures, per-model sections.
+
+Self-contained means it opens from disk, offline, years later: plotly.js is inlined once
+(no CDN), there are no external styles or fonts, and no ``<script src=...>`` at all. The page
+holds no timestamps or random ids, so a report rebuilt from the same input versions is
+byte-identical to the first one.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from har_kedro.provenance import INPUT_VERSIONS_KEY, reproduce_command
+from har_kedro.reporting.markdown import test_images_phrase
+from har_kedro.reporting.runs import ModelRun
+from har_kedro.reporting.tables import COMPARISON_COLUMNS, PER_CLASS_COLUMNS, ZERO_SHOT_COLUMNS, Column, formatted_rows
+
+TITLE = "Human Action Recognition: model comparison"
+
+# (key in the figures mapping, heading, what to read from it)
+FIGURE_SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("confusion_matrices", "Confusion matrices", "Rows are the true classes, columns the predictions; each row sums to 1. Hover for image counts."),
+    ("learning_curves", "Learning curves", "Train (solid) and validation (dashed) accuracy and loss per epoch; click a legend entry to hide a model."),
+    ("accuracy_vs_parameters", "Accuracy vs trainable parameters", "Top-1 test accuracy against the number of trained parameters (log scale)."),
+    ("accuracy_vs_epoch_time", "Accuracy vs time per epoch", "Top-1 test accuracy against the mean wall-clock seconds of a training epoch."),
+)
+
+# Run settings shown per model: (label, key in run_info or in run_info["config"]).
+RUN_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("backbone", "backbone"), ("family", "family"), ("method", "method"), ("loss", "loss"), ("seed", "seed"),
+    ("device", "device"), ("device name", "device_name"), ("image size", "image_size"),
+    ("epochs run", "epochs_run"), ("best epoch", "best_epoch"), ("best val accuracy", "best_val_accuracy"),
+    ("stopped early", "stopped_early"), ("resumed from epoch", "resumed_from_epoch"),
+)
+CONFIG_SETTINGS: tuple[str, ...] = (
+    "epochs", "batch_size", "effective_batch_size", "lr", "lr_multipliers", "weight_decay", "warmup_ratio",
+    "label_smoothing", "amp", "lora", "augment",
+)
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: .2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
+table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
+th, td { border: 1px solid #ddd; padding: .3rem .6rem; } th { background: #f4f6f8; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; } td.text { text-align: left; }
+.note { color: #555; } code, pre { background: #f4f6f8; padding: .1rem .3rem; border-radius: 3px; }
+pre { padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
+.figure { margin: 1rem 0 2rem; overflow-x: auto; } nav a { margin-right: 1rem; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def html_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], table_id: str | None = None) -> str:
+    head = "".join(f"<th>{_e(c.header)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"num" if c.numeric else "text"}">{_e(v)}</td>' for c, v in zip(columns, row, strict=True)) + "</tr>"
+        for row in rows
+    )
+    ident = f' id="{_e(table_id)}"' if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def key_value_table(pairs: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f'<tr><th scope="row">{_e(k)}</th><td class="text">{_e(_show(v))}</td></tr>' for k, v in pairs)
+    return f"<table><tbody>{rows}</tbody></table>"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return "–" if value is None else str(value)
+
+
+def figure_html(figure: go.Figure, div_id: str) -> str:
+    """The figure's div and drawing script; plotly.js itself is inlined once in the page head."""
+    return pio.to_html(
+        figure, full_html=False, include_plotlyjs=False, include_mathjax=False, div_id=div_id,
+        config={"displaylogo": False, "responsive": True},
+    )
+
+
+def _versions_table(versions: Mapping[str, str]) -> str:
+    rows = "".join(f'<tr><td class="text"><code>{_e(n)}</code></td><td class="text"><code>{_e(v)}</code></td></tr>' for n, v in sorted(versions.items()))
+    return f"<table><thead><tr><th>dataset</th><th>version</th></tr></thead><tbody>{rows}</tbody></table>"
+
+
+def model_section(run: ModelRun, per_class: pd.DataFrame) -> str:
+    info = run.run_info
+    config = info.get("config") or {}
+    settings = [(label, info.get(key)) for label, key in RUN_SETTINGS if key in info]
+    settings += [(key.replace("_", " "), config[key]) for key in CONFIG_SETTINGS if key in config and not (key == "lora" and info.get("method") != "lora")]
+    parts = [f'<section id="model-{_e(run.name)}"><h3>{_e(run.name)}</h3>', "<h4>Run settings</h4>", key_value_table(settings)]
+    if isinstance(info.get("aclip"), dict):
+        parts += ["<h4>A-CLIP</h4>", key_value_table(sorted(info["aclip"].items()))]
+    classes = per_class[per_class["model"] == run.name]
+    parts += ["<h4>Per-class test metrics</h4>", html_table(PER_CLASS_COLUMNS, formatted_rows(classes, PER_CLASS_COLUMNS))]
+    training_inputs = info.get(INPUT_VERSIONS_KEY)
+    if training_inputs:
+        parts += ["<h4>Training inputs</h4>", _versions_table(training_inputs)]
+    if info.get("library_versions"):
+        parts += ["<h4>Library versions</h4>", key_value_table(sorted(info["library_versions"].items()))]
+    parts += ["<details><summary>Full training configuration</summary>", f"<pre>{_e(json.dumps(config, sort_keys=True, indent=2))}</pre></details>", "</section>"]
+    return "\n".join(parts)
+
+
+def _inputs_section(report_info: Mapping[str, Any]) -> str:
+    versions = report_info.get(INPUT_VERSIONS_KEY)
+    if not versions:
+        return '<p class="note">Input versions were not recorded (the run did not use the project\'s InputVersionsHook).</p>'
+    command = reproduce_command(versions)
+    return (
+        "<p>This report was computed from these versions of its inputs. To compute it again from exactly them "
+        "(add the <code>--env</code> the run used, e.g. <code>--env=demo</code>):</p>"
+        f"<pre>{_e(command)}</pre>" + _versions_table(versions)
+    )
+
+
+def build_html_report(
+    metrics: pd.DataFrame,
+    per_class: pd.DataFrame,
+    runs: Sequence[ModelRun],
+    report_info: Mapping[str, Any],
+    figures: Mapping[str, go.Figure],
+    title: str = TITLE,
+) -> str:
+    """The whole report as one HTML string; ``figures`` holds the keys of :data:`FIGURE_SECTIONS`."""
+    missing = [key for key, _, _ in FIGURE_SECTIONS if key not in figures]
+    if missing:
+        raise ValueError(f"build_html_report needs the figures {missing}; pass every key of FIGURE_SECTIONS.")
+    left_out: Mapping[str, str] = report_info.get("models_left_out") or {}
+    included = ", ".join(run.name for run in runs)
+    lead = f"Models compared: {included}." + (f" Left out: {', '.join(left_out)} (see below)." if left_out else "")
+    nav = "".join(
+        f'<a href="#{anchor}">{_e(label)}</a>'
+        for anchor, label in (("comparison", "Comparison"), ("zero-shot", "Zero-shot baselines"), ("figures", "Figures"),
+                              ("models", "Models"), ("left-out", "Left out"), ("inputs", "Input versions"))
+    )
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="note">{_e(lead)} Test split: {_e(test_images_phrase(metrics))}.</p>',
+        f"<nav>{nav}</nav>",
+        '<h2 id="comparison">Comparison</h2>',
+        '<p class="note">Top-1/top-5 accuracy and macro precision, recall and F1 over all classes, computed from each '
+        "model's saved test predictions; parameters, memory and timings as the training run recorded them.</p>",
+        html_table(COMPARISON_COLUMNS, formatted_rows(metrics, COMPARISON_COLUMNS), table_id="comparison-table"),
+        '<h2 id="zero-shot">Zero-shot baselines</h2>',
+        '<p class="note">The backbone before any training, classifying with the prompt-ensembled text head, next to the fine-tuned result.</p>',
+        html_table(ZERO_SHOT_COLUMNS, formatted_rows(metrics, ZERO_SHOT_COLUMNS), table_id="zero-shot-table"),
+        '<h2 id="figures">Figures</h2>',
+    ]
+    for key, heading, caption in FIGURE_SECTIONS:
+        body += [f"<h3>{_e(heading)}</h3>", f'<p class="note">{_e(caption)}</p>', f'<div class="figure">{figure_html(figures[key], f"figure-{key}")}</div>']
+    body += ['<h2 id="models">Models</h2>'] + [model_section(run, per_class) for run in runs]
+    body += ['<h2 id="left-out">Models left out</h2>']
+    if left_out:
+        body.append("<ul>" + "".join(f"<li><strong>{_e(m)}</strong>: {_e(r)}</li>" for m, r in left_out.items()) + "</ul>")
+    else:
+        body.append('<p class="note">None: every model had training outputs.</p>')
+    body += ['<h2 id="inputs">Input versions</h2>', _inputs_section(report_info)]
+    head = (
+        '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style>"
+        "<script type=\"text/javascript\">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"
+        f'<script type="text/javascript">/* plotly.js as bundled with plotly.py {plotly.__version__}, inlined so the report works offline */\n'
+        f"{get_plotlyjs()}</script>"
+    )
+    return f'<!DOCTYPE html>\n<html lang="en">\n<head>{head}</head>\n<body>\n' + "\n".join(body) + "\n</body>\n</html>\n"

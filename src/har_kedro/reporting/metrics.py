@@ -1,0 +1,114 @@
+"""Test-set metrics per model (scikit-learn) joined with what each run recorded about itself.
+
+Everything is computed from the saved test predictions, so a report rebuilt from the same
+dataset versions gives the same numbers, and nothing depends on the training process still
+being around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
+
+from har_kedro.reporting.runs import ModelRun
+
+TOP_K = 5
+
+# The comparison table, one row per model, in this column order.
+METRIC_COLUMNS: list[str] = [
+    "model", "family", "backbone", "method", "loss",
+    "top1_accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
+    "zero_shot_val_accuracy", "zero_shot_test_accuracy", "best_val_accuracy",
+    "trainable_parameters", "total_parameters", "trainable_fraction",
+    "peak_memory_mb", "peak_memory_kind", "mean_epoch_seconds", "total_train_seconds", "images_per_second",
+    "best_epoch", "epochs_run", "test_images", "seed", "image_size", "device", "device_name",
+]
+PER_CLASS_COLUMNS: list[str] = ["model", "class", "precision", "recall", "f1", "support"]
+
+
+def top_k_accuracy(labels: np.ndarray, probabilities: np.ndarray, k: int) -> float:
+    """Share of images whose true class is among the ``k`` most probable; 1.0 when ``k`` covers every class."""
+    n_classes = probabilities.shape[1]
+    if k >= n_classes:
+        return 1.0
+    return float(top_k_accuracy_score(labels, probabilities, k=k, labels=np.arange(n_classes)))
+
+
+def model_metrics_row(run: ModelRun, class_names: Sequence[str]) -> dict[str, Any]:
+    """One row of the comparison table.
+
+    Precision, recall and F1 are averaged over all classes of ``class_names`` (a class with no
+    test image or no prediction counts as 0, scikit-learn's ``zero_division=0``).
+    """
+    labels, predicted = run.labels(), run.predicted()
+    classes = np.arange(len(class_names))
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, labels=classes, average="macro", zero_division=0)
+    _, _, weighted_f1, _ = precision_recall_fscore_support(labels, predicted, labels=classes, average="weighted", zero_division=0)
+    info = run.run_info
+    history_seconds = run.history["seconds"] if "seconds" in run.history.columns else pd.Series(dtype=float)
+    return {
+        "model": run.name,
+        "family": str(info["family"]),
+        "backbone": str(info["backbone"]),
+        "method": str(info["method"]),
+        "loss": str(info["loss"]),
+        "top1_accuracy": float(accuracy_score(labels, predicted)),
+        "top5_accuracy": top_k_accuracy(labels, run.probabilities(class_names), TOP_K),
+        "macro_precision": float(precision),
+        "macro_recall": float(recall),
+        "macro_f1": float(f1),
+        "weighted_f1": float(weighted_f1),
+        "zero_shot_val_accuracy": float(info["zero_shot"]["val_accuracy"]),
+        "zero_shot_test_accuracy": float(info["zero_shot"]["test_accuracy"]),
+        "best_val_accuracy": float(info.get("best_val_accuracy", np.nan)),
+        "trainable_parameters": int(info["trainable_parameters"]),
+        "total_parameters": int(info["total_parameters"]),
+        "trainable_fraction": float(info["trainable_fraction"]),
+        "peak_memory_mb": float(info["peak_memory_mb"]),
+        "peak_memory_kind": str(info.get("peak_memory_kind", "")),
+        "mean_epoch_seconds": float(info["mean_epoch_seconds"]),
+        "total_train_seconds": float(history_seconds.sum()),
+        "images_per_second": float(info["mean_images_per_second"]),
+        "best_epoch": int(info["best_epoch"]),
+        "epochs_run": int(info["epochs_run"]),
+        "test_images": int(len(labels)),
+        "seed": int(info.get("seed", -1)),
+        "image_size": int(info.get("image_size", -1)),
+        "device": str(info["device"]),
+        "device_name": str(info.get("device_name", "")),
+    }
+
+
+def model_metrics_table(runs: Sequence[ModelRun], class_names: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame([model_metrics_row(run, class_names) for run in runs], columns=METRIC_COLUMNS)
+
+
+def per_class_table(runs: Sequence[ModelRun], class_names: Sequence[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support of every class, per model (the classification report)."""
+    rows = []
+    classes = np.arange(len(class_names))
+    for run in runs:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            run.labels(), run.predicted(), labels=classes, average=None, zero_division=0
+        )
+        for i, name in enumerate(class_names):
+            rows.append({
+                "model": run.name, "class": name, "precision": float(precision[i]),
+                "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i]),
+            })
+    return pd.DataFrame(rows, columns=PER_CLASS_COLUMNS)
+
+
+def confusion_counts(run: ModelRun, n_classes: int) -> np.ndarray:
+    """(true class, predicted class) image counts."""
+    return confusion_matrix(run.labels(), run.predicted(), labels=np.arange(n_classes))
+
+
+def row_normalised(counts: np.ndarray) -> np.ndarray:
+    """Each true class's row as shares of its images; a class with no test image stays all zero."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=np.float64), where=totals > 0)

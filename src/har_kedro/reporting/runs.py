@@ -1,0 +1,185 @@
+"""Which models can be reported, and checks that their saved outputs fit together.
+
+Each model contributes three datasets written by its training pipeline: ``<model>.run_info``,
+``<model>.history`` and ``<model>.test_predictions``. They load as ``None`` when never saved
+(:class:`har_kedro.datasets.OptionalDataset`). A model with none of them, or only some (an
+interrupted run), is *left out* with a reason that the report shows; a model whose outputs are
+present but malformed or from different runs is an error, because a report built on it would
+be wrong without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from har_kedro.reporting.errors import ReportingInputError
+
+OUTPUT_KINDS: tuple[str, ...] = ("run_info", "history", "test_predictions")
+
+REQUIRED_RUN_INFO_KEYS: tuple[str, ...] = (
+    "model", "family", "backbone", "method", "loss", "device",
+    "trainable_parameters", "total_parameters", "trainable_fraction",
+    "epochs_run", "best_epoch", "test_accuracy", "peak_memory_mb",
+    "mean_epoch_seconds", "mean_images_per_second", "zero_shot",
+)
+REQUIRED_HISTORY_COLUMNS: tuple[str, ...] = (
+    "stage", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+)
+PROBABILITY_PREFIX = "prob_"
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One trained model's outputs, checked to be complete and consistent."""
+
+    name: str
+    run_info: dict[str, Any]
+    history: pd.DataFrame
+    predictions: pd.DataFrame
+
+    def labels(self) -> np.ndarray:
+        return self.predictions["label_id"].to_numpy(dtype=np.int64)
+
+    def predicted(self) -> np.ndarray:
+        return self.predictions["pred_id"].to_numpy(dtype=np.int64)
+
+    def probabilities(self, class_names: Sequence[str]) -> np.ndarray:
+        """(images, classes) in ``class_names`` order, whatever the column order on disk."""
+        return self.predictions[[PROBABILITY_PREFIX + name for name in class_names]].to_numpy(dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """The models that can be reported (in the given model order) and why the others cannot."""
+
+    runs: list[ModelRun]
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [run.name for run in self.runs]
+
+
+def dataset_name(model: str, kind: str) -> str:
+    return f"{model}.{kind}"
+
+
+def check_class_names(class_names: Any) -> list[str]:
+    if not isinstance(class_names, list) or not class_names or not all(isinstance(c, str) and c for c in class_names):
+        raise ReportingInputError("class_names must be a non-empty list of class-name strings; re-run the preprocessing pipeline.")
+    if len(set(class_names)) != len(class_names):
+        raise ReportingInputError(f"class_names lists some classes twice ({class_names}); re-run the preprocessing pipeline.")
+    return list(class_names)
+
+
+def check_run_info(model: str, info: Any) -> dict[str, Any]:
+    name = dataset_name(model, "run_info")
+    if not isinstance(info, dict):
+        raise ReportingInputError(f"{name} is a {type(info).__name__}, not the dict train_{model} writes; re-run kedro run --pipeline=train_{model}.")
+    missing = [key for key in REQUIRED_RUN_INFO_KEYS if key not in info]
+    if missing:
+        raise ReportingInputError(f"{name} lacks the keys {missing}; it was written by another version of train_{model}, so re-run kedro run --pipeline=train_{model}.")
+    if info["model"] != model:
+        raise ReportingInputError(f"{name} describes model '{info['model']}', not '{model}'; check the file at that path or re-run kedro run --pipeline=train_{model}.")
+    zero_shot = info["zero_shot"]
+    if not isinstance(zero_shot, dict) or not {"val_accuracy", "test_accuracy"} <= set(zero_shot):
+        raise ReportingInputError(f"{name}'s zero_shot entry needs val_accuracy and test_accuracy; re-run kedro run --pipeline=train_{model}.")
+    return info
+
+
+def check_history(model: str, history: Any) -> pd.DataFrame:
+    name = dataset_name(model, "history")
+    if not isinstance(history, pd.DataFrame):
+        raise ReportingInputError(f"{name} is a {type(history).__name__}, not a table; re-run kedro run --pipeline=train_{model}.")
+    missing = [column for column in REQUIRED_HISTORY_COLUMNS if column not in history.columns]
+    if missing:
+        raise ReportingInputError(
+            f"{name} lacks the columns {missing} (it has {list(history.columns)}); the learning curves need "
+            f"{list(REQUIRED_HISTORY_COLUMNS)}, so re-run kedro run --pipeline=train_{model}."
+        )
+    return history
+
+
+def check_predictions(model: str, predictions: Any, class_names: Sequence[str]) -> pd.DataFrame:
+    name = dataset_name(model, "test_predictions")
+    if not isinstance(predictions, pd.DataFrame):
+        raise ReportingInputError(f"{name} is a {type(predictions).__name__}, not a table; re-run kedro run --pipeline=train_{model}.")
+    missing = [column for column in ("label_id", "pred_id") if column not in predictions.columns]
+    if missing:
+        raise ReportingInputError(f"{name} lacks the columns {missing}; re-run kedro run --pipeline=train_{model}.")
+    if predictions.empty:
+        raise ReportingInputError(f"{name} has no rows, so there is nothing to score; re-run kedro run --pipeline=train_{model} with a non-empty test split.")
+    found = [c[len(PROBABILITY_PREFIX):] for c in predictions.columns if str(c).startswith(PROBABILITY_PREFIX)]
+    if sorted(found) != sorted(class_names):
+        extra, lacking = sorted(set(found) - set(class_names)), sorted(set(class_names) - set(found))
+        problems = [f"probability columns for {extra}, which class_names does not list"] if extra else []
+        problems += [f"no probability column for {lacking}"] if lacking else []
+        problems = problems or ["the same probability column twice"]
+        raise ReportingInputError(
+            f"{name} has {' and '.join(problems)}, so it was made with other class names; re-run "
+            f"kedro run --pipeline=train_{model}, or load class_names and the predictions from the same run."
+        )
+    n = len(class_names)
+    for column in ("label_id", "pred_id"):
+        values = pd.to_numeric(predictions[column], errors="coerce")
+        if values.isna().any() or (values < 0).any() or (values >= n).any() or not (values == values.round()).all():
+            raise ReportingInputError(f"{name} has {column} values outside the class ids 0..{n - 1}; re-run kedro run --pipeline=train_{model}.")
+    probabilities = predictions[[PROBABILITY_PREFIX + c for c in class_names]].to_numpy(dtype=np.float64)
+    if not np.isfinite(probabilities).all():
+        raise ReportingInputError(f"{name} has missing or infinite class probabilities; re-run kedro run --pipeline=train_{model}.")
+    return predictions
+
+
+def check_same_run(model: str, info: dict[str, Any], predictions: pd.DataFrame) -> None:
+    """The run info's test accuracy is the predictions' accuracy, or they are from different runs."""
+    recorded = float(info["test_accuracy"])
+    measured = float((predictions["label_id"].to_numpy() == predictions["pred_id"].to_numpy()).mean())
+    if not math.isclose(recorded, measured, rel_tol=0.0, abs_tol=1e-9):
+        raise ReportingInputError(
+            f"{dataset_name(model, 'run_info')} records test accuracy {recorded:.4f} but {dataset_name(model, 'test_predictions')} "
+            f"scores {measured:.4f}, so they come from different training runs; load versions of both from the same run "
+            f"(the same timestamp) or re-run kedro run --pipeline=train_{model}."
+        )
+
+
+def _left_out_reason(model: str, missing: Sequence[str]) -> str:
+    names = [dataset_name(model, kind) for kind in missing]
+    if len(missing) == len(OUTPUT_KINDS):
+        return f"not trained: {', '.join(names)} were never saved; run kedro run --pipeline=train_{model}"
+    return (
+        f"incomplete: {', '.join(names)} {'was' if len(names) == 1 else 'were'} never saved (an interrupted run?); "
+        f"run kedro run --pipeline=train_{model} again"
+    )
+
+
+def select_runs(class_names: Any, outputs: Mapping[str, Any], models: Sequence[str]) -> RunSelection:
+    """Every model of ``models`` whose three outputs are in ``outputs`` (keyed ``<model>.<kind>``), checked.
+
+    Raises :class:`ReportingInputError` when no model can be reported or an output is malformed.
+    """
+    classes = check_class_names(class_names)
+    runs: list[ModelRun] = []
+    left_out: dict[str, str] = {}
+    for model in models:
+        present = {kind: outputs.get(dataset_name(model, kind)) for kind in OUTPUT_KINDS}
+        missing = [kind for kind, value in present.items() if value is None]
+        if missing:
+            left_out[model] = _left_out_reason(model, missing)
+            continue
+        info = check_run_info(model, present["run_info"])
+        history = check_history(model, present["history"])
+        predictions = check_predictions(model, present["test_predictions"], classes)
+        check_same_run(model, info, predictions)
+        runs.append(ModelRun(model, info, history, predictions))
+    if not runs:
+        raise ReportingInputError(
+            f"no model has training outputs yet ({', '.join(models)}), so there is nothing to report; "
+            f"train one first, e.g. kedro run --pipeline=train_{models[0] if models else 'clip'}."
+        )
+    return RunSelection(runs, left_out)

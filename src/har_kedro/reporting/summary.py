@@ -1,0 +1,41 @@
+"""Small JSON documents about a report: headline numbers (``report_summary``) and what went in (``report_info``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from har_kedro.reporting.runs import RunSelection
+
+HEADLINE_COLUMNS: tuple[str, ...] = (
+    "top1_accuracy", "top5_accuracy", "macro_f1", "zero_shot_test_accuracy",
+    "trainable_parameters", "mean_epoch_seconds", "peak_memory_mb",
+)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly and short: numpy scalars to Python, floats to 4 decimals (it is a preview)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def report_summary(metrics: pd.DataFrame, left_out: Mapping[str, str]) -> dict[str, Any]:
+    """Headline numbers per model, the best model by top-1 (first in table order on a tie), and who was left out."""
+    models = {
+        record["model"]: {column: _plain(record[column]) for column in ("method", "loss", *HEADLINE_COLUMNS)}
+        for record in metrics.to_dict(orient="records")
+    }
+    best = metrics.loc[metrics["top1_accuracy"].idxmax(), "model"] if len(metrics) else None
+    return {"best_model_by_top1": best, "models": models, "left_out": dict(left_out)}
+
+
+def report_info(selection: RunSelection) -> dict[str, Any]:
+    """Which models the report covers and which it leaves out, with the reason.
+
+    ``input_versions`` (the version of every input dataset read) is added by
+    :class:`har_kedro.hooks.InputVersionsHook` when the node runs in a Kedro session.
+    """
+    return {"models_included": selection.names, "models_left_out": dict(selection.left_out)}

@@ -1,0 +1,357 @@
+"""Several training processes (GPUs, or CPU processes with gloo) that optimise like one.
+
+Two pieces live here; the launcher that starts the processes is :mod:`har_kedro.training.launch`.
+
+* :class:`DistributedSettings` - the ``distributed`` block of the training parameters, validated
+  with messages that name the key. ``num_processes`` is the total over all machines, as in
+  ``accelerate config``.
+* :class:`Ranks` - what the training loop needs from the process group, wrapping an
+  ``accelerate.Accelerator``. :data:`SINGLE_PROCESS` is the one-process default, whose every
+  method is the identity, so ``fit()`` runs the same code with one process or many.
+
+How the optimisation stays the same. ``batch_size`` stays the size of one forward pass of the
+*whole job*: each micro-batch the one-process loop would run is split into one contiguous shard per
+process (``np.array_split``, so uneven tails are fine). Each process embeds its shard and
+:func:`gather_shards` all-gathers the embeddings, so every process computes the loss of the whole
+micro-batch: the batch-coupled contrastive and sigmoid losses see every pair, exactly as in one
+process. ``gather_shards`` is autograd-aware: its backward all-reduces (sums) the gradient of the
+gathered rows and keeps this process's rows. As every process holds the same loss ``L``, each local
+row's gradient becomes ``world × ∂L/∂row``; DDP then averages the parameter gradients over the
+``world`` processes, which gives back ``Σ_rows ∂L/∂row · ∂row/∂θ``, the one-process gradient. The
+class side (head, temperature, bias) is replicated, gets ``∂L/∂head`` on every process, and DDP's
+average leaves it unchanged. Gradient accumulation, the learning-rate schedule and the loss
+weighting are then untouched.
+
+A process whose shard is empty (an epoch's last micro-batch can hold fewer images than there are
+processes) still runs a forward and backward pass, on one image that :func:`gather_shards` leaves out
+of the gathered batch, because every process must join every collective call and DDP's reduction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+BACKENDS = ("auto", "nccl", "gloo")
+LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+class DistributedConfigError(ValueError):
+    """A ``distributed`` training parameter is unknown, out of range or does not fit the rest; the message names it."""
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """Where the training processes run; the names and meanings are those of ``accelerate config``."""
+
+    num_processes: int = 1  # total over all machines (1: train in the Kedro process itself)
+    num_machines: int = 1
+    machine_rank: int = 0  # this machine's index, 0 .. num_machines - 1; machine 0 hosts the rendezvous
+    main_process_ip: str = "127.0.0.1"  # an address of machine 0 that every machine can reach
+    main_process_port: int | None = None  # None: a free port on this machine (one machine only)
+    backend: str = "auto"  # auto: nccl on CUDA, gloo on CPU
+    timeout_minutes: float = 30.0  # how long a process waits for the others (rendezvous, collectives)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether training leaves the Kedro process for worker processes."""
+        return self.num_processes > 1
+
+    @property
+    def processes_per_machine(self) -> int:
+        return self.num_processes // self.num_machines
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = "training.distributed") -> DistributedSettings:
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping):
+            raise DistributedConfigError(f"{where} must be a mapping of settings, got {type(params).__name__}.")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise DistributedConfigError(f"{where} has unknown keys {unknown}; allowed keys are {known}.")
+        settings = cls(**dict(params))
+        settings.validate(where)
+        return settings
+
+    def validate(self, where: str = "training.distributed") -> None:
+        def fail(message: str) -> None:
+            raise DistributedConfigError(f"{where}.{message}")
+
+        for name in ("num_processes", "num_machines"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                fail(f"{name} must be a positive integer, got {value!r}.")
+        if self.num_processes % self.num_machines:
+            fail(
+                f"num_processes ({self.num_processes}) is the total over all machines, as in `accelerate config`, "
+                f"so it must be a multiple of num_machines ({self.num_machines})."
+            )
+        if isinstance(self.machine_rank, bool) or not isinstance(self.machine_rank, int) or not 0 <= self.machine_rank < self.num_machines:
+            fail(f"machine_rank must be an integer from 0 to num_machines - 1 ({self.num_machines - 1}), got {self.machine_rank!r}.")
+        if self.backend not in BACKENDS:
+            fail(f"backend is {self.backend!r}; use one of {list(BACKENDS)}.")
+        port = self.main_process_port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+            fail(f"main_process_port must be a port number from 1 to 65535, or null for a free one, got {port!r}.")
+        if not isinstance(self.main_process_ip, str) or not self.main_process_ip.strip():
+            fail(f"main_process_ip must be a host name or IP address, got {self.main_process_ip!r}.")
+        if isinstance(self.timeout_minutes, bool) or not isinstance(self.timeout_minutes, (int, float)) or not math.isfinite(self.timeout_minutes) or self.timeout_minutes <= 0:
+            fail(f"timeout_minutes must be a number > 0, got {self.timeout_minutes!r}.")
+        if self.num_machines > 1:
+            if port is None:
+                fail(f"main_process_port must be set when num_machines is {self.num_machines}: every machine connects to that port on machine 0.")
+            if _is_loopback(self.main_process_ip):
+                fail(
+                    f"main_process_ip is {self.main_process_ip!r} but num_machines is {self.num_machines}: "
+                    "set it to an address of machine 0 that the other machines can reach."
+                )
+
+    def check_fits(self, device: str, batch_size: int, where: str = "training.distributed") -> None:
+        """Refuse settings that cannot work together with the rest of the training parameters."""
+        if not self.enabled:
+            return
+        prefix = f"{where}.num_processes is {self.num_processes} but"
+        kind = device.split(":")[0]
+        if kind == "mps":
+            raise DistributedConfigError(
+                f"{prefix} device is mps, which several processes cannot share: use device: cuda or cpu, or set num_processes: 1."
+            )
+        if kind not in ("auto", "cuda", "cpu"):
+            raise DistributedConfigError(f"{prefix} device is {device!r}: several processes run on cuda (one GPU each) or on cpu.")
+        if kind == "cuda" and ":" in device:
+            raise DistributedConfigError(
+                f"{prefix} device is {device!r}, a single GPU: each process takes the GPU of its local rank, "
+                "so use device: cuda or auto (and CUDA_VISIBLE_DEVICES to choose the GPUs)."
+            )
+        if kind == "cpu" and self.backend == "nccl":
+            raise DistributedConfigError(f"{where}.backend is nccl, which needs CUDA GPUs, but device is cpu: use backend: auto or gloo.")
+        if batch_size < self.num_processes:
+            raise DistributedConfigError(
+                f"{prefix} batch_size is {batch_size}: each forward pass of batch_size images is split across the processes, "
+                f"so use batch_size >= {self.num_processes} (a multiple of {self.num_processes} keeps the shards equal)."
+            )
+
+    def resolved_backend(self, device_type: str) -> str:
+        """The process-group backend for workers on ``device_type`` ('cuda' or 'cpu')."""
+        if self.backend != "auto":
+            return self.backend
+        return "nccl" if device_type == "cuda" else "gloo"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() in LOCAL_ADDRESSES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+def derived_seed(seed: int, rank: int) -> int:
+    """A seed of its own for process ``rank`` (rank 0 keeps ``seed``, so one process is unchanged)."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint64)[0] % 2**63)
+
+
+# --------------------------------------------------------------------------- the autograd-aware gather
+
+
+def _all_gather_shards(local: torch.Tensor, sizes: Sequence[int], rank: int) -> torch.Tensor:
+    """Concatenate the first ``sizes[r]`` rows of each process's ``local`` in rank order (no autograd)."""
+    import torch.distributed as dist
+
+    width = max(sizes)
+    padded = local.new_zeros((width, *local.shape[1:]))
+    padded[: sizes[rank]] = local[: sizes[rank]]
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)])
+
+
+class _GatherShards(torch.autograd.Function):
+    """All-gather forward; backward sums every process's gradient of the gathered rows and keeps its own."""
+
+    @staticmethod
+    def forward(ctx: Any, local: torch.Tensor, sizes: tuple[int, ...], rank: int) -> torch.Tensor:
+        ctx.sizes, ctx.rank, ctx.local_rows = sizes, rank, local.shape[0]
+        return _all_gather_shards(local, sizes, rank)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        import torch.distributed as dist
+
+        total = grad.contiguous().clone()
+        dist.all_reduce(total)  # Σ over processes of ∂L_process / ∂rows
+        start, size = sum(ctx.sizes[: ctx.rank]), ctx.sizes[ctx.rank]
+        local = total.new_zeros((ctx.local_rows, *total.shape[1:]))
+        local[:size] = total[start : start + size]
+        return local, None, None
+
+
+def gather_shards(local: torch.Tensor, sizes: Sequence[int], rank: int) -> torch.Tensor:
+    """The rows of every process, in rank order: ``sizes[r]`` rows from process ``r``.
+
+    ``local`` may hold more rows than ``sizes[rank]`` (the stand-in image of an empty shard); the
+    extra rows are left out and get a zero gradient. Floating tensors that require a gradient
+    keep it (see the module docstring for why the result is the one-process gradient); anything
+    else (labels, EMA targets) is gathered as plain data.
+    """
+    if local.shape[0] < sizes[rank]:
+        raise ValueError(f"process {rank} holds {local.shape[0]} rows but should send {sizes[rank]}")
+    sizes = tuple(int(s) for s in sizes)
+    if local.requires_grad and torch.is_grad_enabled():
+        return _GatherShards.apply(local, sizes, rank)
+    return _all_gather_shards(local.detach(), sizes, rank)
+
+
+# --------------------------------------------------------------------------- what the loop sees
+
+
+class Ranks:
+    """The training loop's view of the process group; without an accelerator, one process and no-ops."""
+
+    def __init__(self, accelerator: Accelerator | None = None) -> None:
+        self.accelerator = accelerator
+        self.rank = int(accelerator.process_index) if accelerator is not None else 0
+        self.world = int(accelerator.num_processes) if accelerator is not None else 1
+        self.local_rank = int(accelerator.local_process_index) if accelerator is not None else 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes checkpoints and shows the progress bar."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def seed(self, seed: int) -> int:
+        """This process's seed for augmentation and dropout (``seed`` itself on rank 0)."""
+        return derived_seed(seed, self.rank)
+
+    def _sizes(self, index: np.ndarray) -> tuple[int, ...]:
+        return tuple(len(shard) for shard in np.array_split(index, self.world))
+
+    def shard(self, index: np.ndarray) -> np.ndarray:
+        """This process's rows of a micro-batch (a contiguous slice; one stand-in row if the slice is empty)."""
+        if not self.distributed:
+            return index
+        sizes = self._sizes(index)
+        start = sum(sizes[: self.rank])
+        return index[start : start + sizes[self.rank]] if sizes[self.rank] else index[:1]
+
+    def local_steps(self, steps: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+        """An epoch's optimizer steps with every micro-batch cut down to this process's rows."""
+        return [[self.shard(index) for index in step] for step in steps]
+
+    def gatherer(self, index: np.ndarray) -> Gather | None:
+        """The gather that turns this process's rows of micro-batch ``index`` back into the whole micro-batch.
+
+        ``None`` with one process. With several, every process must call it the same number of times.
+        """
+        if not self.distributed:
+            return None
+        sizes, rank = self._sizes(index), self.rank
+
+        def gather(tensor: torch.Tensor) -> torch.Tensor:
+            return gather_shards(tensor, sizes, rank)
+
+        return gather
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` in DDP (through ``accelerator.prepare``), which also copies rank 0's weights to every process."""
+        if not self.distributed:
+            return module
+        assert self.accelerator is not None
+        return self.accelerator.prepare(module)
+
+    def accumulating(self, module: torch.nn.Module, sync: bool) -> contextlib.AbstractContextManager[Any]:
+        """Skip DDP's gradient all-reduce on the micro-batches of a step before its last one."""
+        if sync or not self.distributed:
+            return contextlib.nullcontext()
+        assert self.accelerator is not None
+        return self.accelerator.no_sync(module)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        else:
+            loss.backward()
+
+    def barrier(self) -> None:
+        if self.distributed:
+            assert self.accelerator is not None
+            self.accelerator.wait_for_everyone()
+
+    def _objects(self, value: Any) -> list[Any]:
+        """``value`` of every process, in rank order."""
+        from accelerate.utils import gather_object
+
+        return list(gather_object([value]))
+
+    def max(self, value: float) -> float:
+        return max(self._objects(float(value))) if self.distributed else float(value)
+
+    def total(self, value: int) -> int:
+        return int(sum(self._objects(int(value)))) if self.distributed else int(value)
+
+    def require_same(self, value: Any, problem: str) -> None:
+        """Raise on every process (so none waits forever) if ``value`` differs between processes."""
+        if not self.distributed:
+            return
+        values = self._objects(value)
+        if any(v != values[0] for v in values):
+            raise RuntimeError(f"{problem} (by process: {values})")
+
+    def predict(self, predict: Callable[[Any], torch.Tensor], inputs: Any) -> torch.Tensor:
+        """``predict(inputs)``, with the rows shared out between the processes and the outputs gathered on each."""
+        if not self.distributed or len(inputs) < self.world:
+            return predict(inputs)
+        assert self.accelerator is not None
+        bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(len(inputs)), self.world)])
+        sizes = tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        mine = predict(inputs[bounds[self.rank] : bounds[self.rank + 1]]).to(self.accelerator.device)
+        padded = mine.new_zeros((max(sizes), *mine.shape[1:]))
+        padded[: len(mine)] = mine
+        gathered = self.accelerator.gather(padded).view(self.world, max(sizes), *mine.shape[1:])
+        return torch.cat([gathered[r, :size] for r, size in enumerate(sizes)]).cpu()
+
+    # -- random streams in checkpoints ------------------------------------------------------
+
+    def _device_generator(self) -> torch.Generator:
+        """The default generator of this process's device (dropout draws from it)."""
+        device = self.accelerator.device if self.accelerator is not None else torch.device("cpu")
+        if device.type == "cuda":
+            return torch.cuda.default_generators[device.index or 0]
+        return torch.default_generator
+
+    def generators(self, augment: torch.Generator) -> dict[str, torch.Generator]:
+        """This process's named generators as a checkpoint stores them (rank 0's are the one-process names)."""
+        if self.rank == 0:
+            return {"augment": augment}
+        return {f"augment@{self.rank}": augment, f"torch@{self.rank}": self._device_generator()}
+
+    def other_generator_states(self, augment: torch.Generator) -> dict[str, torch.Tensor]:
+        """On rank 0: the generator states of the other processes, to be saved next to its own (a collective call)."""
+        if not self.distributed:
+            return {}
+        mine = {} if self.rank == 0 else {name: g.get_state() for name, g in self.generators(augment).items()}
+        return {name: state for states in self._objects(mine) for name, state in states.items()}
+
+
+SINGLE_PROCESS = Ranks()

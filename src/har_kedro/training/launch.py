@@ -1,0 +1,276 @@
+"""Start the training processes from inside the Kedro node, and bring rank 0's result back.
+
+Kedro stays one process per machine. When ``distributed.num_processes > 1`` the runner calls
+:func:`fit_in_processes` instead of ``fit()``: it starts ``num_processes / num_machines`` workers on
+this machine through PyTorch's elastic launcher (what ``torchrun`` and ``accelerate launch`` use),
+with the ``spawn`` start method, because the Kedro process has usually touched CUDA already and a
+forked child cannot use CUDA after that. Rendezvous is static, at ``main_process_ip:main_process_port``
+(machine 0 hosts it), so several machines each run the same ``kedro run`` with their own
+``machine_rank`` and join the same job.
+
+Each worker (:func:`train_worker`) gets a small, picklable :class:`WorkerJob`: the image cache goes
+by its path (the arrays are memory-mapped again in the worker, never pickled), the backbone by its id
+or folder, the head by value (a few kB; it changed in the Kedro process if a linear probe ran first).
+The worker builds the same classifier from the same seed, creates an ``accelerate.Accelerator``
+(process group, device of its local rank, DDP) and runs the ordinary ``fit()`` with
+:class:`~har_kedro.training.distributed.Ranks`. Local rank 0 writes the result (history, best
+weights, A-CLIP's EMA state) in the checkpoint format (safetensors + JSON, no pickle, no shared
+memory) to a scratch folder; the Kedro process reads it and goes on as after a one-process ``fit()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.distributed.elastic.multiprocessing.errors import record
+
+from har_kedro.data.image_cache import ImageCache
+from har_kedro.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
+from har_kedro.training.config import TrainConfig
+from har_kedro.training.distributed import DistributedSettings, Ranks
+from har_kedro.training.loop import FitResult, Split, fit, load_trainable_state
+
+logger = logging.getLogger(__name__)
+
+# Environment variables that mean this process was itself started by torchrun / accelerate launch.
+_LAUNCHED_MARKERS = ("TORCHELASTIC_RUN_ID", "LOCAL_RANK")
+
+
+class DistributedTrainingError(RuntimeError):
+    """The training processes could not start, or one of them failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Everything a training process needs, small enough to pickle (no arrays, no model)."""
+
+    cache: ImageCache
+    class_names: list[str]
+    class_prompts: dict[str, list[str]]
+    backbone_source: str
+    config: TrainConfig
+    seed: int
+    image_size: int
+    device_type: str  # "cuda" or "cpu"
+    checkpoint_dir: Path | None
+    head_state: dict[str, torch.Tensor]
+    result_dir: Path
+    log_level: int = logging.INFO
+
+
+def distributed_settings(config: TrainConfig) -> DistributedSettings:
+    return DistributedSettings.from_params(config.distributed)
+
+
+# --------------------------------------------------------------------------- the Kedro side
+
+
+def fit_in_processes(
+    model: torch.nn.Module,
+    cache: ImageCache,
+    class_names: Sequence[str],
+    class_prompts: Mapping[str, Sequence[str]],
+    backbone_source: str,
+    config: TrainConfig,
+    seed: int,
+    image_size: int,
+    device: torch.device,
+    checkpoint_dir: Path | None = None,
+) -> FitResult:
+    """Fine-tune in ``distributed.num_processes`` processes; ``model`` ends with the best epoch's weights, as after ``fit()``."""
+    settings = distributed_settings(config)
+    _check_can_launch(settings, device)
+    port = settings.main_process_port or _free_port(settings.main_process_ip)
+    if settings.machine_rank == 0 and settings.main_process_port is not None:
+        _check_port_free(settings.main_process_ip, port)
+    head_state = {name: p.detach().cpu().clone() for name, p in model.named_parameters() if name.startswith("head.")}
+    model.to("cpu")  # the workers need the GPUs' memory; the model comes back after
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    scratch = Path(tempfile.mkdtemp(prefix="har_kedro_processes_"))
+    try:
+        job = WorkerJob(
+            cache=ImageCache(dataclasses.replace(cache.stored, path=Path(cache.stored.path).resolve())),
+            class_names=list(class_names),
+            class_prompts={k: list(v) for k, v in class_prompts.items()},
+            backbone_source=backbone_source,
+            config=config,
+            seed=seed,
+            image_size=image_size,
+            device_type=device.type,
+            checkpoint_dir=Path(checkpoint_dir).resolve() if checkpoint_dir is not None else None,
+            head_state=head_state,
+            result_dir=scratch / "result",
+            log_level=logging.getLogger("har_kedro").getEffectiveLevel(),
+        )
+        logger.info(
+            "Training in %d processes (%d on this machine, machine %d of %d, %s backend, rendezvous %s:%d)",
+            settings.num_processes, settings.processes_per_machine, settings.machine_rank, settings.num_machines,
+            settings.resolved_backend(device.type), settings.main_process_ip, port,
+        )
+        _launch(settings, port, job, scratch / "logs")
+        result = load_fit_result(job.result_dir); import time as _t; print("parent done", _t.time()-float(os.environ["_D1_T0"]))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        model.to(device)
+    load_trainable_state(model, result.best_state)
+    model_state = result.extra.get("model_state")
+    if model_state is not None and hasattr(model, "load_extra_state"):
+        model.load_extra_state(model_state)
+    return result
+
+
+def _check_can_launch(settings: DistributedSettings, device: torch.device) -> None:
+    launched = [name for name in _LAUNCHED_MARKERS if name in os.environ]
+    if launched:
+        raise DistributedTrainingError(
+            f"this Kedro process was itself started by torchrun or accelerate launch ({', '.join(launched)} is set), "
+            "but with distributed.num_processes > 1 the training node starts its own processes: run `kedro run` as a plain command."
+        )
+    if device.type not in ("cuda", "cpu"):
+        raise DistributedTrainingError(f"training on several processes needs CUDA GPUs or the CPU, but the device is {device}; set device: cuda or cpu.")
+    if device.type == "cpu" and settings.backend == "nccl":
+        raise DistributedTrainingError("distributed.backend is nccl, which needs CUDA GPUs, but this run is on the CPU: use backend: auto or gloo.")
+    if device.type == "cuda" and torch.cuda.device_count() < settings.processes_per_machine:
+        raise DistributedTrainingError(
+            f"distributed asks for {settings.processes_per_machine} processes on this machine, one GPU each, but only "
+            f"{torch.cuda.device_count()} GPU(s) are visible: lower num_processes or check CUDA_VISIBLE_DEVICES."
+        )
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host if host not in ("localhost",) else "127.0.0.1", port))
+        except OSError as error:
+            raise DistributedTrainingError(
+                f"distributed.main_process_port {port} cannot be opened on {host} ({error.strerror}): choose another port, "
+                "or null for a free one when training on one machine."
+            ) from None
+
+
+def _launch(settings: DistributedSettings, port: int, job: WorkerJob, log_dir: Path) -> None:
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    timeout = int(settings.timeout_minutes * 60)
+    launch = LaunchConfig(
+        min_nodes=settings.num_machines,
+        max_nodes=settings.num_machines,
+        nproc_per_node=settings.processes_per_machine,
+        run_id="har_kedro",
+        rdzv_backend="static",
+        rdzv_endpoint=f"{settings.main_process_ip}:{port}",
+        rdzv_configs={"rank": settings.machine_rank, "timeout": timeout},
+        max_restarts=0,
+        start_method="spawn",
+        logs_specs=DefaultLogsSpecs(log_dir=str(log_dir)),
+    )
+    import time as _t; os.environ["_D1_T0"] = str(_t.time())
+    try:
+        elastic_launch(launch, train_worker)(job); print("launch returned", _t.time()-float(os.environ["_D1_T0"]), flush=True)
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        message = failure.message.get("message", "") if isinstance(failure.message, dict) else str(failure.message)
+        raise DistributedTrainingError(f"training process {rank} of {settings.num_processes} failed: {message}") from error
+
+
+# --------------------------------------------------------------------------- the worker side
+
+
+@record
+def train_worker(job: WorkerJob) -> None:
+    """One training process: joins the process group, fine-tunes its share, local rank 0 writes the result."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+
+    from har_kedro.models.aclip import AclipClassifier
+    from har_kedro.models.backbones import load_backbone
+    from har_kedro.training.runner import build_classifier, seed_everything
+
+    import time as _t; _T0=float(os.environ.get("_D1_T0", "0")); print("worker start", _t.time()-_T0, flush=True)
+    settings = distributed_settings(job.config)
+    on_cpu = job.device_type == "cpu"
+    if on_cpu and "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of every process taking all
+        threads = max(1, (os.cpu_count() or 1) // settings.processes_per_machine)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+    accelerator = Accelerator(
+        cpu=on_cpu,
+        kwargs_handlers=[
+            InitProcessGroupKwargs(backend=settings.resolved_backend(job.device_type), timeout=timedelta(minutes=settings.timeout_minutes)),
+            # Not every trainable tensor is used by every objective (a SigLIP bias under the contrastive loss,
+            # A-CLIP's predictor without distillation): DDP must look for the unused ones (one warning per process).
+            DistributedDataParallelKwargs(find_unused_parameters=True),
+        ],
+    )
+    ranks = Ranks(accelerator); print("accel", _t.time()-_T0, flush=True)
+    _configure_worker_logging(ranks, job.log_level)
+    device = accelerator.device
+
+    seed_everything(job.seed)
+    model = build_classifier(load_backbone(job.backbone_source), job.class_names, job.class_prompts, job.config, device, job.image_size)
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for name, value in job.head_state.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+    seed_everything(ranks.seed(job.seed)); print("built", _t.time()-_T0, flush=True)
+    train = Split(job.cache.images("train"), job.cache.labels("train"))
+    val = Split(job.cache.images("val"), job.cache.labels("val"))
+    result = fit(model, train, val, job.config, device, job.seed, job.checkpoint_dir, stage="fine_tune", ranks=ranks)
+
+    print("fit done", _t.time()-_T0, flush=True)
+    if isinstance(model, AclipClassifier):  # token counters are per process; the report wants the whole run's
+        model.tokens_kept, model.views_seen = ranks.total(model.tokens_kept), ranks.total(model.views_seen)
+    extra_state = getattr(model, "extra_state", None)
+    if accelerator.is_local_main_process:
+        save_fit_result(job.result_dir, dataclasses.replace(result, extra={**result.extra, "model_state": extra_state() if extra_state else None}))
+    accelerator.wait_for_everyone()
+    accelerator.end_training(); print("ended", _t.time()-_T0, flush=True)
+
+
+def _configure_worker_logging(ranks: Ranks, level: int) -> None:
+    """Rank 0 logs the epochs like the Kedro process would; the others only warnings, so lines are not repeated."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"[rank {ranks.rank}] %(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("har_kedro")
+    package.addHandler(handler)
+    package.setLevel(level if ranks.is_main else logging.WARNING)
+    package.propagate = False
+
+
+# --------------------------------------------------------------------------- the result, through files
+
+
+def save_fit_result(directory: Path, result: FitResult) -> Path:
+    """Write ``result`` in the checkpoint format: the weights in safetensors, the rest in JSON."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(FitResult) if f.name != "best_state"}
+    state = TrainingState(epoch=result.best_epoch, model=result.best_state, optimizer={}, scheduler={}, scaler=None, rng={}, extra=fields)
+    return save_checkpoint(directory, state, keep=1)
+
+
+def load_fit_result(directory: Path) -> FitResult:
+    found = latest_checkpoint(directory)
+    if found is None:
+        raise DistributedTrainingError(f"the training processes finished without writing their result to {directory}.")
+    state = load_checkpoint(found)
+    return FitResult(best_state=state.model, **state.extra)

@@ -1,0 +1,95 @@
+"""Metrics against values worked out by hand, and the table's shape and provenance of each column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from har_kedro.reporting.metrics import (
+    METRIC_COLUMNS,
+    confusion_counts,
+    model_metrics_table,
+    per_class_table,
+    row_normalised,
+    top_k_accuracy,
+)
+from har_kedro.reporting.runs import select_runs
+from tests.reporting.conftest import CLASSES, model_outputs
+
+THREE = CLASSES[:3]
+# true  0 0 1 1 2 2
+# pred  0 1 1 1 2 0
+# class 0: TP 1, FP 1 (image 6), FN 1 (image 2) -> P 1/2, R 1/2, F1 1/2
+# class 1: TP 2, FP 1 (image 2), FN 0           -> P 2/3, R 1,   F1 4/5
+# class 2: TP 1, FP 0,           FN 1 (image 6) -> P 1,   R 1/2, F1 2/3
+HAND_LABELS = np.array([0, 0, 1, 1, 2, 2])
+HAND_PREDICTED = np.array([0, 1, 1, 1, 2, 0])
+
+
+def _hand_run():
+    from tests.reporting.conftest import make_history, make_predictions, make_run_info
+
+    predictions = make_predictions(HAND_LABELS, HAND_PREDICTED, class_names=THREE)
+    history = make_history(2)
+    outputs = {"m.run_info": make_run_info("m", predictions, history), "m.history": history, "m.test_predictions": predictions}
+    return select_runs(THREE, outputs, ["m"]).runs[0]
+
+
+def test_accuracy_and_macro_scores_match_the_hand_computation():
+    row = model_metrics_table([_hand_run()], THREE).iloc[0]
+    assert row["top1_accuracy"] == pytest.approx(4 / 6)
+    assert row["macro_precision"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    assert row["macro_recall"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
+    assert row["macro_f1"] == pytest.approx((1 / 2 + 4 / 5 + 2 / 3) / 3)
+    assert row["weighted_f1"] == pytest.approx((1 / 2 + 4 / 5 + 2 / 3) / 3)  # every class has 2 images
+    assert row["test_images"] == 6
+
+
+def test_per_class_table_matches_the_hand_computation():
+    table = per_class_table([_hand_run()], THREE)
+    assert list(table["class"]) == THREE
+    assert np.allclose(table["precision"], [1 / 2, 2 / 3, 1])
+    assert np.allclose(table["recall"], [1 / 2, 1, 1 / 2])
+    assert np.allclose(table["f1"], [1 / 2, 4 / 5, 2 / 3])
+    assert list(table["support"]) == [2, 2, 2]
+
+
+def test_confusion_counts_and_row_shares():
+    counts = confusion_counts(_hand_run(), 3)
+    assert counts.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    shares = row_normalised(counts)
+    assert np.allclose(shares.sum(axis=1), 1.0)
+    assert row_normalised(np.array([[0, 0], [1, 3]])).tolist() == [[0.0, 0.0], [0.25, 0.75]]  # empty class stays 0
+
+
+def test_top_k_accuracy_against_a_direct_count():
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((200, 15))
+    labels = rng.integers(0, 15, 200)
+    top5 = np.argsort(-probabilities, axis=1)[:, :5]
+    expected = np.mean([label in row for label, row in zip(labels, top5, strict=True)])
+    assert top_k_accuracy(labels, probabilities, 5) == pytest.approx(expected)
+    assert top_k_accuracy(labels[:3], probabilities[:3, :4] , 5) == 1.0  # k covers every class
+
+
+def test_table_has_one_row_per_model_in_order_and_run_info_columns_come_from_run_info(two_models):
+    runs = select_runs(CLASSES, two_models, ["clip", "aclip", "siglip"]).runs
+    table = model_metrics_table(runs, CLASSES)
+    assert list(table.columns) == METRIC_COLUMNS
+    assert list(table["model"]) == ["clip", "siglip"]
+    siglip = table.set_index("model").loc["siglip"]
+    info = two_models["siglip.run_info"]
+    assert siglip["trainable_parameters"] == info["trainable_parameters"] == 3000
+    assert siglip["loss"] == "sigmoid" and siglip["family"] == "siglip"
+    assert siglip["zero_shot_test_accuracy"] == info["zero_shot"]["test_accuracy"]
+    assert siglip["images_per_second"] == info["mean_images_per_second"]
+    assert siglip["total_train_seconds"] == pytest.approx(two_models["siglip.history"]["seconds"].sum())
+    assert table.set_index("model").loc["clip", "top1_accuracy"] == pytest.approx(11 / 12)
+    assert siglip["top1_accuracy"] == pytest.approx(0.5)
+
+
+def test_table_round_trips_through_parquet_unchanged(two_models, tmp_path):
+    table = model_metrics_table(select_runs(CLASSES, two_models, ["clip", "siglip"]).runs, CLASSES)
+    table.to_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), table)
