@@ -376,7 +376,7 @@ def format_table(rows: Sequence[Row], memory_label: str) -> str:
     for r in rows:
         lines.append(
             f"{r.model:<11} {r.method:<11} {r.tokens:>6} {_fmt(r.images_per_second, '9.1f'):>9} {_fmt(r.epoch_seconds, '8.2f'):>8} "
-            f"{r.gflops_per_image:>10.3f} {_fmt(r.tflops, '8.3f'):>8} {_fmt(None if r.mfu is None else 100 * r.mfu, '5.1f'):>5}% "
+            f"{r.gflops_per_image:>10.3f} {_fmt(r.tflops, '8.3f'):>8} {'-' if r.mfu is None else format(100 * r.mfu, '5.1f') + '%':>6} "
             f"{_fmt(r.peak_memory_gib, '10.2f'):>10} {_fmt(r.trainable_parameters, ',d'):>12}  {r.note}".rstrip()
         )
     return "\n".join(lines)
@@ -410,7 +410,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, help=f"training images per epoch (default {EPOCH_IMAGES:,}; 256 with --tiny)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per row; img/s is the last one's (the first warms up)")
     parser.add_argument("--naive-steps", type=int, help="timed steps of the naive loop (default 10; 3 with --tiny)")
-    parser.add_argument("--aclip-keep", type=float, nargs="+", default=[0.5], help="A-CLIP keep ratios, one row each")
+    parser.add_argument("--aclip-keep", type=float, nargs="+", default=[0.5, 0.25], help="A-CLIP keep ratios, one row each")
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--cache-on-device", choices=["auto", "true", "false"], default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile each vision layer (first epoch compiles)")

@@ -3,7 +3,10 @@ import sys
 
 from har_kedro.pipeline_registry import register_pipelines
 
-EXPECTED = {"ingestion", "preprocessing", "train_clip", "train_aclip", "train_siglip", "reporting", "__default__"}
+EXPECTED = {
+    "ingestion", "preprocessing", "train_clip", "train_aclip", "train_siglip", "reporting",
+    "inference_clip", "inference_aclip", "inference_siglip", "inference", "__default__",
+}
 
 
 def test_registry_has_every_pipeline():

@@ -56,9 +56,9 @@ def _epochs(model: str, n: int) -> dict:
 
 @pytest.fixture(scope="module")
 def clip_only_report(demo_project: Path) -> dict[str, bytes]:
-    """train_clip (2 epochs) then reporting, before any other model was trained: the report's files."""
+    """train_clip (one epoch: short, and unlike the later run) then reporting, before any other model was trained."""
     run = runner_for(demo_project)
-    run("train_clip", runtime_params=_epochs("clip", 2))
+    run("train_clip", runtime_params=_epochs("clip", 1))
     run("reporting")
     return {**_report_bytes(demo_project), "08_reporting/report_info.json": _newest(demo_project, "08_reporting/report_info.json").read_bytes()}
 
@@ -84,7 +84,7 @@ def test_only_clip_trained_the_report_covers_clip_and_notes_the_others(clip_only
 
 def test_a_report_is_reproduced_byte_for_byte_from_its_recorded_input_versions(demo_project, clip_only_report):
     run = runner_for(demo_project)
-    run("train_siglip", runtime_params=_epochs("siglip", 2))
+    run("train_siglip", runtime_params=_epochs("siglip", 1))
     context = run("reporting")
     first = _report_bytes(demo_project)
     report_info = context.catalog.load("report_info")
@@ -110,18 +110,18 @@ def test_a_report_is_reproduced_byte_for_byte_from_its_recorded_input_versions(d
     assert recorded == {name: _version_names(demo_project, path)[-1] for name, path in expected_inputs.items()}
 
     # Train clip again with another setting: the latest report is a different one.
-    run("train_clip", runtime_params=_epochs("clip", 3))
+    run("train_clip", runtime_params=_epochs("clip", 2))
     run("reporting")
     second = _report_bytes(demo_project)
     assert second["08_reporting/model_metrics.parquet"] != first["08_reporting/model_metrics.parquet"]
-    assert pd.read_parquet(_newest(demo_project, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == 3
+    assert pd.read_parquet(_newest(demo_project, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == 2
 
     # The documented way back: --load-versions with the versions report_info recorded.
     versions_before = len(_version_names(demo_project, "08_reporting/model_metrics.parquet"))
     run("reporting", load_versions=recorded)
     third = _report_bytes(demo_project)
     assert len(_version_names(demo_project, "08_reporting/model_metrics.parquet")) == versions_before + 1  # a new version
-    assert pd.read_parquet(_newest(demo_project, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == 2
+    assert pd.read_parquet(_newest(demo_project, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == 1
     for name in REPORT_FILES:
         assert third[name] == first[name], f"{name} differs from the first report"
     assert json.loads(third["08_reporting/learning_curves.json"])["data"] == json.loads(first["08_reporting/learning_curves.json"])["data"]

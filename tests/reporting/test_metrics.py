@@ -15,7 +15,7 @@ from har_kedro.reporting.metrics import (
     top_k_accuracy,
 )
 from har_kedro.reporting.runs import select_runs
-from tests.reporting.conftest import CLASSES, model_outputs
+from tests.reporting.conftest import CLASSES, make_history, make_predictions, make_run_info
 
 THREE = CLASSES[:3]
 # true  0 0 1 1 2 2
@@ -28,8 +28,6 @@ HAND_PREDICTED = np.array([0, 1, 1, 1, 2, 0])
 
 
 def _hand_run():
-    from tests.reporting.conftest import make_history, make_predictions, make_run_info
-
     predictions = make_predictions(HAND_LABELS, HAND_PREDICTED, class_names=THREE)
     history = make_history(2)
     outputs = {"m.run_info": make_run_info("m", predictions, history), "m.history": history, "m.test_predictions": predictions}
@@ -70,7 +68,7 @@ def test_top_k_accuracy_against_a_direct_count():
     top5 = np.argsort(-probabilities, axis=1)[:, :5]
     expected = np.mean([label in row for label, row in zip(labels, top5, strict=True)])
     assert top_k_accuracy(labels, probabilities, 5) == pytest.approx(expected)
-    assert top_k_accuracy(labels[:3], probabilities[:3, :4] , 5) == 1.0  # k covers every class
+    assert top_k_accuracy(labels[:3], probabilities[:3, :4], 5) == 1.0  # k covers every class
 
 
 def test_table_has_one_row_per_model_in_order_and_run_info_columns_come_from_run_info(two_models):

@@ -63,7 +63,7 @@ def list_image_files(folder: str | Path, recursive: bool = False, parameter: str
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataInputError(
             f"{parameter} '{root}' {what} (resolved to {root.resolve()}); set {parameter} to a folder of images, "
-            f"e.g. --params \"{parameter}=path/to/images\"."
+            f"for instance with --params \"{parameter}=path/to/images\"."
         )
     candidates = root.rglob("*") if recursive else root.iterdir()
     files = [

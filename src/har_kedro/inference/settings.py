@@ -99,7 +99,7 @@ class InferenceSettings:
 
     def validate(self, where: str = "inference") -> None:
         if not isinstance(self.images_dir, str) or not self.images_dir.strip():
-            raise DataInputError(f"{where}.images_dir is empty; set it to a folder of images, e.g. --params \"{where}.images_dir=path/to/images\".")
+            raise DataInputError(f"{where}.images_dir is empty; set it to a folder of images, for instance with --params \"{where}.images_dir=path/to/images\".")
         if not isinstance(self.recursive, bool) or not isinstance(self.progress, bool):
             raise InferenceConfigError(f"{where}.recursive and {where}.progress must be true or false.")
         _positive_int(self.top_k, f"{where}.top_k")

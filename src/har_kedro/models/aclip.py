@@ -338,18 +338,20 @@ class AclipClassifier(ImageClassifier):
         """
         s, w = self.settings, self.settings.weights
         classes, scale, bias = self.class_side()
-        embeddings, targets = [], []
+        embeddings, targets, kept = [], [], []
         for pixels in self._online_views(images, generator):
             index, target = self.select(pixels, generator)
             tokens = gather_tokens(self.online.tokens(pixels), index)
             embeddings.append(self.online.encode_tokens(tokens).float())
             targets.append(target)
-            self.tokens_kept += index.shape[1] * len(index)
-            self.views_seen += len(index)
+            kept.append(index.shape[1])
         if gather is not None:
             embeddings = [gather(e) for e in embeddings]
             targets = [None if t is None else gather(t) for t in targets]
             labels = gather(labels)
+        for per_image, e in zip(kept, embeddings, strict=True):  # counted over the whole batch
+            self.tokens_kept += per_image * len(e)
+            self.views_seen += len(e)
         normalised = [F.normalize(e, dim=-1) for e in embeddings]
         loss = sum(self._class_terms(z, labels, classes, scale, bias) for z in normalised) / len(normalised)
         if w["distill"]:

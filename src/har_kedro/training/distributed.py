@@ -307,9 +307,6 @@ class Ranks:
     def max(self, value: float) -> float:
         return max(self._objects(float(value))) if self.distributed else float(value)
 
-    def total(self, value: int) -> int:
-        return int(sum(self._objects(int(value)))) if self.distributed else int(value)
-
     def require_same(self, value: Any, problem: str) -> None:
         """Raise on every process (so none waits forever) if ``value`` differs between processes."""
         if not self.distributed:

@@ -154,7 +154,7 @@ def to_device_once(inputs: np.ndarray | torch.Tensor, device: torch.device) -> t
     rows = max(1, _UPLOAD_CHUNK_BYTES // row_bytes)
     for start in range(0, len(inputs), rows):
         part = inputs[start : start + rows]
-        part = part if isinstance(part, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(part))
+        part = part if isinstance(part, torch.Tensor) else torch.from_numpy(np.require(part, requirements=["C", "W"]))
         out[start : start + len(part)].copy_(part)
     return out
 

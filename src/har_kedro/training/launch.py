@@ -20,14 +20,17 @@ memory) to a scratch folder; the Kedro process reads it and goes on as after a o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -121,7 +124,7 @@ def fit_in_processes(
             settings.resolved_backend(device.type), settings.main_process_ip, port,
         )
         _launch(settings, port, job, scratch / "logs")
-        result = load_fit_result(job.result_dir); import time as _t; print("parent done", _t.time()-float(os.environ["_D1_T0"]))
+        result = load_fit_result(job.result_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         model.to(device)
@@ -169,6 +172,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 def _launch(settings: DistributedSettings, port: int, job: WorkerJob, log_dir: Path) -> None:
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -185,13 +189,35 @@ def _launch(settings: DistributedSettings, port: int, job: WorkerJob, log_dir: P
         start_method="spawn",
         logs_specs=DefaultLogsSpecs(log_dir=str(log_dir)),
     )
-    import time as _t; os.environ["_D1_T0"] = str(_t.time())
     try:
-        elastic_launch(launch, train_worker)(job); print("launch returned", _t.time()-float(os.environ["_D1_T0"]), flush=True)
+        with _kedro_signal_handlers_kept():
+            elastic_launch(launch, train_worker)(job)
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         message = failure.message.get("message", "") if isinstance(failure.message, dict) else str(failure.message)
         raise DistributedTrainingError(f"training process {rank} of {settings.num_processes} failed: {message}") from error
+    except SignalException as error:  # the launcher turns Ctrl-C into this after stopping the workers
+        if error.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from error
+        raise
+
+
+@contextlib.contextmanager
+def _kedro_signal_handlers_kept() -> Iterator[None]:
+    """The elastic launcher installs its own SIGINT/SIGTERM/... handlers for good; put Kedro's back afterwards."""
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
+    signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    saved = {sig: signal.getsignal(sig) for sig in signals} if threading.current_thread() is threading.main_thread() else {}
+    variable = os.environ.get("TORCHELASTIC_SIGNALS_TO_HANDLE")
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if variable is None:
+            os.environ.pop("TORCHELASTIC_SIGNALS_TO_HANDLE", None)
+        else:
+            os.environ["TORCHELASTIC_SIGNALS_TO_HANDLE"] = variable
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -203,11 +229,9 @@ def train_worker(job: WorkerJob) -> None:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
-    from har_kedro.models.aclip import AclipClassifier
     from har_kedro.models.backbones import load_backbone
     from har_kedro.training.runner import build_classifier, seed_everything
 
-    import time as _t; _T0=float(os.environ.get("_D1_T0", "0")); print("worker start", _t.time()-_T0, flush=True)
     settings = distributed_settings(job.config)
     on_cpu = job.device_type == "cpu"
     if on_cpu and "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of every process taking all
@@ -223,7 +247,7 @@ def train_worker(job: WorkerJob) -> None:
             DistributedDataParallelKwargs(find_unused_parameters=True),
         ],
     )
-    ranks = Ranks(accelerator); print("accel", _t.time()-_T0, flush=True)
+    ranks = Ranks(accelerator)
     _configure_worker_logging(ranks, job.log_level)
     device = accelerator.device
 
@@ -233,19 +257,16 @@ def train_worker(job: WorkerJob) -> None:
         params = dict(model.named_parameters())
         for name, value in job.head_state.items():
             params[name].copy_(value.to(params[name].device, params[name].dtype))
-    seed_everything(ranks.seed(job.seed)); print("built", _t.time()-_T0, flush=True)
+    seed_everything(ranks.seed(job.seed))
     train = Split(job.cache.images("train"), job.cache.labels("train"))
     val = Split(job.cache.images("val"), job.cache.labels("val"))
     result = fit(model, train, val, job.config, device, job.seed, job.checkpoint_dir, stage="fine_tune", ranks=ranks)
 
-    print("fit done", _t.time()-_T0, flush=True)
-    if isinstance(model, AclipClassifier):  # token counters are per process; the report wants the whole run's
-        model.tokens_kept, model.views_seen = ranks.total(model.tokens_kept), ranks.total(model.views_seen)
     extra_state = getattr(model, "extra_state", None)
     if accelerator.is_local_main_process:
         save_fit_result(job.result_dir, dataclasses.replace(result, extra={**result.extra, "model_state": extra_state() if extra_state else None}))
     accelerator.wait_for_everyone()
-    accelerator.end_training(); print("ended", _t.time()-_T0, flush=True)
+    accelerator.end_training()
 
 
 def _configure_worker_logging(ranks: Ranks, level: int) -> None:

@@ -1,0 +1,119 @@
+"""benchmarks/gpu_training.py: its analytic FLOP count agrees with torch's FLOP counter, and it runs end to end at toy size."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from har_kedro.data.classes import HAR_CLASSES
+from har_kedro.models.losses import compute_loss
+from har_kedro.training.config import TrainConfig
+from har_kedro.training.runner import build_classifier, seed_everything
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_training.py"
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("gpu_training", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_training"] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("gpu_training", None)
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _counted_flops_per_image(bench, shape, method: str, batch: int = 8) -> float:
+    """FLOPs torch counts for one training step (forward + backward), per image; math SDPA so attention is counted."""
+    aclip = {"keep_ratio": 0.5} if method == "aclip" else None
+    config = TrainConfig(
+        method="lora" if method == "lora" else "full", loss="contrastive" if aclip else bench.LOSS[shape.family],
+        device="cpu", progress=False, lora=dict(bench.LORA, dropout=0.0), aclip=aclip,
+    )
+    seed_everything(0)
+    backbone = bench.build_backbone(shape, CPU)
+    images = torch.randint(0, 256, (batch, shape.image_size, shape.image_size, 3), dtype=torch.uint8)
+    labels = torch.arange(batch) % len(HAR_CLASSES)
+    if method != "naive":  # outside the counter: building the head runs the text tower over every prompt
+        model = build_classifier(backbone, HAR_CLASSES, bench.prompt_texts(), config, CPU, shape.image_size).train()
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        if method == "naive":
+            tokens = backbone.tokenizer([t[0] for t in bench.prompt_texts().values()], padding="max_length", max_length=shape.text_len, return_tensors="pt")
+            pixels = torch.randn(batch, 3, shape.image_size, shape.image_size)
+            out = backbone.model.train()(input_ids=tokens["input_ids"], pixel_values=pixels)
+            loss = torch.nn.functional.cross_entropy(out.logits_per_image, labels)
+        else:
+            generator = torch.Generator().manual_seed(0)
+            if aclip:
+                loss = model.training_loss(images, labels, generator)[0]
+            else:
+                classes, scale, bias = model.class_side()
+                loss = compute_loss(config.loss, model.embed(images, generator), classes, labels, scale, bias)
+        loss.backward()
+    return counter.get_total_flops() / batch
+
+
+@pytest.mark.parametrize(
+    ("model", "method"),
+    [("clip-b16", "full"), ("clip-b16", "lora"), ("clip-b16", "aclip"), ("clip-b32", "aclip"), ("siglip-b16", "full"), ("siglip-b16", "lora"), ("clip-b32", "naive")],
+)
+def test_analytic_flops_match_torchs_flop_counter(bench, one_thread, model, method):
+    torch.set_num_threads(1)
+    shape = bench.tiny_shape(bench.SHAPES[model], 64)
+    counted = _counted_flops_per_image(bench, shape, method)
+    formula = bench.train_flops_per_image(shape, method, keep_ratio=0.5, lora_rank=bench.LORA["rank"], lora_targets=4, batch_size=8)
+    # What the formula leaves out is the class head and the loss: a few thousand FLOPs per image.
+    assert formula == pytest.approx(counted, rel=2e-3)
+
+
+def test_real_shapes_cost_what_vit_b_is_known_to_cost(bench):
+    """ViT-B/16 at 224 px is ~17.6 GMACs forward (timm, fvcore); B/32 about a quarter of that."""
+    forward = bench.vision_forward_macs(bench.SHAPES["clip-b16"])
+    assert 17.4e9 < forward < 17.8e9
+    assert 4.3e9 < bench.vision_forward_macs(bench.SHAPES["clip-b32"]) < 4.5e9
+    full = bench.train_flops_per_image(bench.SHAPES["clip-b16"], "full")
+    assert full == pytest.approx(3 * 2 * forward, rel=0.01)
+    assert bench.train_flops_per_image(bench.SHAPES["clip-b16"], "lora") < 0.7 * full
+
+
+def test_peak_table_is_matched_by_device_name(bench, monkeypatch):
+    cuda = torch.device("cuda")
+    for name, peak in (("NVIDIA H100 80GB HBM3", 989.0), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.0), ("NVIDIA A100-SXM4-80GB", 312.0), ("Tesla T4", None)):
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert bench.peak_tflops(cuda, None) == peak
+    assert bench.peak_tflops(CPU, None) is None and bench.peak_tflops(CPU, 12.5) == 12.5
+
+
+def test_main_runs_every_method_at_toy_size(bench, one_thread, tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    rows = bench.main([
+        "--tiny", "--threads", "1", "--images", "32", "--batch-size", "16", "--epochs", "1", "--naive-steps", "1",
+        "--models", "clip-b32", "--aclip-keep", "0.5", "--peak-tflops", "1", "--json", str(out),
+    ])
+    assert [r.method for r in rows] == ["full", "lora", "aclip@0.50", "naive"]
+    for row in rows:
+        assert row.images_per_second > 0 and row.epoch_seconds == pytest.approx(10_080 / row.images_per_second)
+        assert row.mfu == pytest.approx(row.tflops / 1.0) and row.trainable_parameters > 0
+    assert rows[1].trainable_parameters < rows[0].trainable_parameters  # LoRA trains less than full
+    printed = capsys.readouterr().out
+    assert "img/s" in printed and "clip-b32: aclip@0.50 / full = " in printed
+    assert [r["method"] for r in json.loads(out.read_text())] == [r.method for r in rows]

@@ -1,0 +1,108 @@
+"""inference_clip in real Kedro sessions on the demo: predictions for the demo folder, bad files, ONNX, --load-versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pandas as pd
+import pytest
+import torch
+from kedro.io.core import Version
+
+from har_kedro.data.decoding import decode_into
+from har_kedro.data.inspection import ImageRejected, inspect_image
+from har_kedro.datasets.trained_model import TrainedModelDataset
+from har_kedro.training.loop import predict_logits
+from har_kedro.training.runner import rebuild_classifier
+from tests.pipelines.conftest import runner_for
+
+pytestmark = pytest.mark.slow
+MODELS_DIR = "data/demo/06_models/clip/trained_model"
+
+
+def _versions(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def two_trained_versions(demo_project: Path) -> tuple[str, str]:
+    """Two clip models that differ (1 epoch, then 2 epochs), oldest first."""
+    run = runner_for(demo_project)
+    before = set(_versions(demo_project / MODELS_DIR)) if (demo_project / MODELS_DIR).exists() else set()
+    run("train_clip", runtime_params={"clip": {"training": {"epochs": 1}}})
+    run("train_clip", runtime_params={"clip": {"training": {"epochs": 2}}})
+    new = sorted(set(_versions(demo_project / MODELS_DIR)) - before)
+    assert len(new) == 2
+    return new[0], new[1]
+
+
+def _folder_expectation(project: Path, context) -> tuple[Path, list[str], set[str]]:
+    """The inference folder, its files that decode, and those that do not (judged by ingestion's own check)."""
+    folder = project / context.params["inference"]["images_dir"]
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    good, bad = [], set()
+    for path in files:
+        try:
+            inspect_image(path.read_bytes())
+            good.append(path.name)
+        except ImageRejected:
+            bad.add(path.name)
+    return folder, good, bad
+
+
+def _expected_probabilities(project: Path, version: str, folder: Path, names: list[str], size: int) -> np.ndarray:
+    """What the model of ``version`` gives for ``names``, decoded the way preprocessing decodes."""
+    trained = TrainedModelDataset(str(project / MODELS_DIR), version=Version(version, None)).load()
+    images = np.zeros((len(names), size, size, 3), np.uint8)
+    decode_into([str(folder / n) for n in names], images, size, "bilinear", num_workers=2, progress=False)
+    logits = predict_logits(rebuild_classifier(trained), images, 256, torch.device("cpu"), "off")
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def test_inference_predicts_the_folder_lists_bad_files_and_exports_onnx(demo_project, two_trained_versions):
+    run = runner_for(demo_project)
+    context = run("inference_clip")
+    catalog, params = context.catalog, context.params["inference"]
+    predictions = catalog.load("clip.inference_predictions")
+    csv = catalog.load("clip.inference_predictions_csv")
+    bad = catalog.load("clip.inference_bad_files")
+    info = catalog.load("clip.inference_info")
+    parity = catalog.load("clip.onnx_parity")
+    onnx_model = catalog.load("clip.onnx_model")
+    folder, good, broken = _folder_expectation(demo_project, context)
+
+    k = params["top_k"]
+    assert broken and set(bad["image"]) == broken and bad["reason"].str.len().gt(0).all()
+    assert len(predictions) == len(good) and set(predictions["image"]) == set(good)
+    assert info["files"] == len(good) + len(broken) and info["predicted"] == len(good)
+    probs = predictions[[f"prob_{i}" for i in range(1, k + 1)]].to_numpy()
+    assert ((probs >= 0) & (probs <= 1)).all() and (np.diff(probs, axis=1) <= 0).all()
+    pd.testing.assert_frame_equal(csv, predictions, check_dtype=False, atol=1e-6)
+
+    # The latest model (the second training) made these predictions.
+    size = context.params["preprocessing"]["image_size"]
+    expected = _expected_probabilities(demo_project, two_trained_versions[1], folder, predictions["image"].tolist(), size)
+    np.testing.assert_allclose(predictions["prob_1"], expected.max(axis=1), atol=1e-5)
+
+    assert parity["passed"] and parity["images"] == params["onnx"]["parity_images"] and parity["max_abs_diff_probabilities"] <= parity["tolerance"]
+    session = onnxruntime.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [size, size, 3]
+
+
+def test_load_versions_picks_the_older_trained_model(demo_project, two_trained_versions):
+    first, second = two_trained_versions
+    run = runner_for(demo_project)
+    latest = run("inference_clip", tags=["predict"]).catalog.load("clip.inference_predictions")
+    context = run("inference_clip", tags=["predict"], load_versions={"clip.trained_model": first})
+    older = context.catalog.load("clip.inference_predictions")
+    folder, _, _ = _folder_expectation(demo_project, context)
+    size = context.params["preprocessing"]["image_size"]
+
+    names = older["image"].tolist()
+    from_first = _expected_probabilities(demo_project, first, folder, names, size)
+    np.testing.assert_allclose(older["prob_1"], from_first.max(axis=1), atol=1e-5)
+    # ... and not the latest model's: the two versions predict differently.
+    assert not np.allclose(older["prob_1"].to_numpy(), latest["prob_1"].to_numpy(), atol=1e-4)
+    assert older["image"].tolist() == latest["image"].tolist()

@@ -1,0 +1,81 @@
+"""Code that runs inside the processes tests/training/test_distributed.py spawns.
+
+Kept apart from the test module and light (torch, the losses, the gather) so that each spawned
+process starts in seconds. Failures are assertions raised in the process; ``torch.multiprocessing``
+re-raises them in the test.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from har_kedro.models.losses import LOSSES, compute_loss
+from har_kedro.training.distributed import Ranks
+
+CLASSES, FEATURES, DIM = 3, 6, 4
+
+
+class TinyEncoder(nn.Module):
+    """A linear image encoder and a class head with temperature and bias: every kind of parameter the losses reach."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.encoder = nn.Parameter(torch.randn(DIM, FEATURES, generator=generator))
+        self.head = nn.Parameter(torch.randn(CLASSES, DIM, generator=generator))
+        self.logit_scale = nn.Parameter(torch.tensor(1.5))
+        self.logit_bias = nn.Parameter(torch.tensor(-2.0))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, loss: str, gather=None) -> torch.Tensor:
+        embeddings = F.normalize(x @ self.encoder.T, dim=-1)
+        if gather is not None:
+            embeddings, labels = gather(embeddings), gather(labels)
+        return compute_loss(loss, embeddings, F.normalize(self.head, dim=-1), labels, self.logit_scale.exp(), self.logit_bias)
+
+
+def batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels where classes repeat (the case the same-class masks exist for)."""
+    generator = torch.Generator().manual_seed(size)
+    return torch.randn(size, FEATURES, generator=generator), torch.arange(size) % CLASSES
+
+
+def one_process(loss: str, size: int) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
+    """The loss of the whole batch and its parameter gradients (None: unused, the contrastive loss's bias)."""
+    model = TinyEncoder()
+    x, labels = batch(size)
+    value = model(x, labels, loss)
+    value.backward()
+    return value.detach(), {name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()}
+
+
+def compare_gathered_losses(rank: int, world: int, init_file: str, sizes: list[int]) -> None:
+    """Each batch split over ``world`` DDP processes, gathered, must give the one-process loss and gradients."""
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        ranks = Ranks(SimpleNamespace(process_index=rank, num_processes=world, local_process_index=rank))
+        for loss in LOSSES:
+            for size in sizes:
+                expected_value, expected_grads = one_process(loss, size)
+                model = TinyEncoder()
+                ddp = DistributedDataParallel(model, find_unused_parameters=True)
+                x, labels = batch(size)
+                index = np.arange(size)
+                local = ranks.shard(index)
+                value = ddp(x[local], labels[local], loss, ranks.gatherer(index))
+                value.backward()  # DDP averages the parameter gradients over the processes
+                where = f"{loss}, batch {size}, process {rank}"
+                torch.testing.assert_close(value.detach(), expected_value, rtol=1e-5, atol=1e-6, msg=lambda m: f"{where}: loss {m}")
+                for name, p in model.named_parameters():
+                    if expected_grads[name] is None:
+                        assert p.grad is None, f"{where}: {name} should get no gradient"
+                        continue
+                    torch.testing.assert_close(p.grad, expected_grads[name], rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{where}: grad of {n} {m}")
+    finally:
+        dist.destroy_process_group()
