@@ -41,7 +41,7 @@ def reported_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repor
     """A throw-away demo project in which ``kedro run`` (``__default__``, short training) has finished."""
     root = make_project(tmp_path_factory.mktemp("reported") / "project")
     previous = Path.cwd()
-    os.chdir(root)  # the catalog's relative paths are resolved against the working directory
+    os.chdir(root)  # path parameters (demo images, tiny backbones, inference folder) are relative to it
     try:
         start = time.perf_counter()
         runner_for(root)("__default__", env="demo", runtime_params=SHORT_RUN)

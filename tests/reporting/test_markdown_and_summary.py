@@ -21,7 +21,7 @@ def test_markdown_has_a_header_a_rule_and_one_row_per_model_then_the_left_out(tw
     assert len(table) == 2 + 2
     assert table[0].count("|") == len(COMPARISON_COLUMNS) + 1
     assert table[1].startswith("|:---|")  # model left-aligned, numbers right-aligned
-    assert table[2].startswith("| clip | full | cross_entropy | 91.7 % |")  # 11 of 12 right
+    assert table[2].startswith("| clip | full | cross_entropy | 91.7\u00a0% |")  # 11 of 12 right
     assert "- **aclip**: not trained" in md
     assert "Test split (12 images)" in md
 

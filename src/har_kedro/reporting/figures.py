@@ -52,7 +52,7 @@ def confusion_matrices_figure(runs: Sequence[ModelRun], class_names: Sequence[st
     fig.update_layout(
         title="Confusion matrices (test split, each row sums to 1)",
         coloraxis={"colorscale": "Blues", "cmin": 0.0, "cmax": 1.0, "colorbar": {"title": "share"}},
-        height=180 + 420 * rows, width=120 + 430 * cols, template=TEMPLATE,
+        height=200 + 420 * rows, template=TEMPLATE,  # width follows the page
     )
     return fig
 
@@ -84,7 +84,7 @@ def learning_curves_figure(runs: Sequence[ModelRun]) -> go.Figure:
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="accuracy", row=1, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=2)
-    fig.update_layout(title="Learning curves (solid: train, dashed: validation)", height=480, width=1100, template=TEMPLATE)
+    fig.update_layout(title="Learning curves (solid: train, dashed: validation)", height=480, template=TEMPLATE)
     return fig
 
 
@@ -110,8 +110,8 @@ def _scatter(metrics: pd.DataFrame, x: str, x_title: str, title: str, log_x: boo
             showarrow=False, align="left",
         )
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
-    fig.update_yaxes(title_text="top-1 test accuracy", tickformat=".0%")
-    fig.update_layout(title=title, height=460, width=720, template=TEMPLATE, showlegend=False)
+    fig.update_yaxes(title_text="top-1 test accuracy", tickformat=".1%")
+    fig.update_layout(title=title, height=460, template=TEMPLATE, showlegend=False)
     return fig
 
 

@@ -13,15 +13,19 @@ from typing import Any
 import pandas as pd
 
 
+# A no-break space keeps "87.9 %" on one line in narrow table cells.
+NBSP = "\u00a0"
+
+
 def percent(value: Any, digits: int = 1) -> str:
     number = float(value)
-    return "–" if math.isnan(number) else f"{100 * number:.{digits}f} %"
+    return "–" if math.isnan(number) else f"{100 * number:.{digits}f}{NBSP}%"
 
 
 def share(value: Any) -> str:
     """A fraction of parameters: small ones (LoRA: 0.02 %) keep their significant digits."""
     number = float(value)
-    return "–" if math.isnan(number) else f"{100 * number:.3g} %"
+    return "–" if math.isnan(number) else f"{100 * number:.3g}{NBSP}%"
 
 
 def integer(value: Any) -> str:

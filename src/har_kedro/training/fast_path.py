@@ -188,7 +188,7 @@ class BatchFeed:
         self._device_labels = torch.from_numpy(self.labels).to(device) if mode == "device" else None
         if mode != "host":
             logger.info(
-                "Training images (%.2f GiB): %s", nbytes(inputs) / 2**30,
+                "Training inputs (%.2f GiB): %s", nbytes(inputs) / 2**30,
                 f"kept on {device}" if mode == "device" else f"streamed to {device} from pinned memory, {prefetch} micro-batches ahead",
             )
 
