@@ -59,7 +59,7 @@ def compare_gathered_losses(rank: int, world: int, init_file: str, sizes: list[i
     """Each batch split over ``world`` DDP processes, gathered, must give the one-process loss and gradients."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        ranks = Ranks(SimpleNamespace(process_index=rank, num_processes=world, local_process_index=rank))
+        ranks = Ranks(SimpleNamespace(process_index=rank, num_processes=world))
         for loss in LOSSES:
             for size in sizes:
                 expected_value, expected_grads = one_process(loss, size)

@@ -180,6 +180,6 @@ def test_a_port_in_use_is_refused_before_anything_starts(tiny_backbones, image_c
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = dataclasses.replace(config, distributed={**TWO, "main_process_port": busy.getsockname()[1]})
-        with pytest.raises(DistributedTrainingError, match="choose another port"):
+        with pytest.raises(DistributedTrainingError, match="choose a free main_process_port"):
             fit_in_processes(model, image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], taken, 0, 32, CPU)
 

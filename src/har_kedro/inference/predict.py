@@ -95,8 +95,10 @@ def predict_folder(
         bar.close()
     seconds = time.perf_counter() - start_time
     predictions = pd.concat(frames, ignore_index=True) if frames else top_k_frame([], np.zeros((0, len(class_names))), class_names, settings.top_k)
-    for reason in bad:
-        logger.warning("inference: no prediction for %s: %s", reason.image, reason.reason)
+    if bad:
+        shown = "; ".join(f"{b.image}: {b.reason}" for b in bad[:5])
+        more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+        logger.warning("inference: %d of %d files got no prediction (listed in the bad-files table): %s%s", len(bad), len(files), shown, more)
     if not len(predictions):
         logger.warning("inference: none of the %d files in %s could be decoded; see the bad-files table.", len(files), root)
     info = {

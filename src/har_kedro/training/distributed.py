@@ -229,7 +229,6 @@ class Ranks:
         self.accelerator = accelerator
         self.rank = int(accelerator.process_index) if accelerator is not None else 0
         self.world = int(accelerator.num_processes) if accelerator is not None else 1
-        self.local_rank = int(accelerator.local_process_index) if accelerator is not None else 0
 
     @property
     def is_main(self) -> bool:
@@ -320,9 +319,9 @@ class Ranks:
         if not self.distributed or len(inputs) < self.world:
             return predict(inputs)
         assert self.accelerator is not None
-        bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(len(inputs)), self.world)])
-        sizes = tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
-        mine = predict(inputs[bounds[self.rank] : bounds[self.rank + 1]]).to(self.accelerator.device)
+        sizes = self._sizes(np.arange(len(inputs)))
+        start = sum(sizes[: self.rank])
+        mine = predict(inputs[start : start + sizes[self.rank]]).to(self.accelerator.device)
         padded = mine.new_zeros((max(sizes), *mine.shape[1:]))
         padded[: len(mine)] = mine
         gathered = self.accelerator.gather(padded).view(self.world, max(sizes), *mine.shape[1:])

@@ -34,7 +34,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
@@ -161,12 +160,13 @@ def _free_port(host: str) -> int:
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port a finished run left in TIME_WAIT is free
         try:
-            probe.bind((host if host not in ("localhost",) else "127.0.0.1", port))
+            probe.bind((host, port))
         except OSError as error:
             raise DistributedTrainingError(
-                f"distributed.main_process_port {port} cannot be opened on {host} ({error.strerror}): choose another port, "
-                "or null for a free one when training on one machine."
+                f"distributed: cannot open {host}:{port} on this machine ({error.strerror}); choose a free main_process_port "
+                "(or null on one machine), and run machine_rank 0 on the machine that main_process_ip names."
             ) from None
 
 
