@@ -81,10 +81,11 @@ def test_inference_predicts_the_folder_lists_bad_files_and_exports_onnx(demo_pro
     assert ((probs >= 0) & (probs <= 1)).all() and (np.diff(probs, axis=1) <= 0).all()
     pd.testing.assert_frame_equal(csv, predictions, check_dtype=False, atol=1e-6)
 
-    # The latest model (the second training) made these predictions.
+    # The latest model (the second training) made these predictions (checked on every 8th image, for time).
     size = context.params["preprocessing"]["image_size"]
-    expected = _expected_probabilities(demo_project, two_trained_versions[1], folder, predictions["image"].tolist(), size)
-    np.testing.assert_allclose(predictions["prob_1"], expected.max(axis=1), atol=1e-5)
+    some = predictions.iloc[::8]
+    expected = _expected_probabilities(demo_project, two_trained_versions[1], folder, some["image"].tolist(), size)
+    np.testing.assert_allclose(some["prob_1"], expected.max(axis=1), atol=1e-5)
 
     assert parity["passed"] and parity["images"] == params["onnx"]["parity_images"] and parity["max_abs_diff_probabilities"] <= parity["tolerance"]
     session = onnxruntime.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
@@ -99,9 +100,11 @@ def test_load_versions_picks_the_older_trained_model(demo_project, two_trained_v
     folder, _, _ = _folder_expectation(demo_project, context)
     size = context.params["preprocessing"]["image_size"]
 
-    names = older["image"].tolist()
+    some = older.iloc[::8]
+    names = some["image"].tolist()
     from_first = _expected_probabilities(demo_project, first, folder, names, size)
-    np.testing.assert_allclose(older["prob_1"], from_first.max(axis=1), atol=1e-5)
+    np.testing.assert_allclose(some["prob_1"], from_first.max(axis=1), atol=1e-5)
+    assert some["label_1"].tolist() == [context.catalog.load("class_names")[i] for i in from_first.argmax(axis=1)]
     # ... and not the latest model's: the two versions predict differently.
     from_second = _expected_probabilities(demo_project, second, folder, names, size)
     assert np.abs(from_first - from_second).max() > 1e-3

@@ -7,6 +7,7 @@ re-raises them in the test.
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn.parallel import DistributedDataParallel
 
 from har_kedro.models.losses import LOSSES, compute_loss
@@ -79,3 +81,10 @@ def compare_gathered_losses(rank: int, world: int, init_file: str, sizes: list[i
                     torch.testing.assert_close(p.grad, expected_grads[name], rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{where}: grad of {n} {m}")
     finally:
         dist.destroy_process_group()
+
+
+@record
+def fail_in_the_last_process() -> None:
+    """An entrypoint for the launcher whose last process raises, as a worker that hits a bad setting would."""
+    if int(os.environ["RANK"]) == int(os.environ["WORLD_SIZE"]) - 1:
+        raise ValueError(f"process {os.environ['RANK']} cannot go on")

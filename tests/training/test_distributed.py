@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -25,11 +26,11 @@ from har_kedro.models.backbones import load_backbone
 from har_kedro.training.checkpoint import latest_checkpoint, load_checkpoint
 from har_kedro.training.config import TrainConfig, TrainingConfigError
 from har_kedro.training.distributed import SINGLE_PROCESS, DistributedSettings, derived_seed
-from har_kedro.training.launch import DistributedTrainingError, fit_in_processes
+from har_kedro.training.launch import DistributedTrainingError, fit_in_processes, launch_processes
 from har_kedro.training.runner import build_classifier, run_training
 from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
-from tests.training.distributed_workers import compare_gathered_losses
+from tests.training.distributed_workers import compare_gathered_losses, fail_in_the_last_process
 
 CPU = torch.device("cpu")
 TWO = {"num_processes": 2}
@@ -125,6 +126,17 @@ def test_aclip_in_two_processes_trains_like_one_and_resumes(tiny_backbones, imag
     assert resumed.run_info["resumed_from_epoch"] == 2
     _assert_same_training(two, resumed)
     assert latest_checkpoint(stage).name == "epoch_0002"
+
+
+def test_a_failing_process_stops_the_launch_with_its_message_and_kedro_keeps_its_signal_handlers(tmp_path):
+    before = signal.getsignal(signal.SIGINT)
+    settings = DistributedSettings.from_params(TWO)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DistributedTrainingError, match="training process 1 of 2 failed: ValueError: process 1 cannot go on"):
+        launch_processes(settings, port, fail_in_the_last_process, (), tmp_path / "logs")
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 # --------------------------------------------------------------------------- settings

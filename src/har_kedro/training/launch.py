@@ -30,7 +30,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -122,7 +122,7 @@ def fit_in_processes(
             settings.num_processes, settings.processes_per_machine, settings.machine_rank, settings.num_machines,
             settings.resolved_backend(device.type), settings.main_process_ip, port,
         )
-        _launch(settings, port, job, scratch / "logs")
+        launch_processes(settings, port, train_worker, (job,), scratch / "logs")
         result = load_fit_result(job.result_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -170,7 +170,12 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _launch(settings: DistributedSettings, port: int, job: WorkerJob, log_dir: Path) -> None:
+def launch_processes(settings: DistributedSettings, port: int, entrypoint: Callable[..., object], args: tuple, log_dir: Path) -> None:
+    """Run ``entrypoint(*args)`` in this machine's processes of the job and wait for all of them.
+
+    ``entrypoint`` must be importable by name (``spawn``) and decorated with ``@record`` so that a
+    failure's message reaches :class:`DistributedTrainingError`.
+    """
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -191,7 +196,7 @@ def _launch(settings: DistributedSettings, port: int, job: WorkerJob, log_dir: P
     )
     try:
         with _kedro_signal_handlers_kept():
-            elastic_launch(launch, train_worker)(job)
+            elastic_launch(launch, entrypoint)(*args)
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         message = failure.message.get("message", "") if isinstance(failure.message, dict) else str(failure.message)
