@@ -131,7 +131,7 @@ def export_onnx(
     settings: OnnxSettings,
     metadata: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """Serialized ONNX model of ``classifier`` with a dynamic batch axis.
+    """Serialized ONNX model of ``classifier`` (left in eval mode) with a dynamic batch axis.
 
     ``input_size`` is the side of the uint8 images fed in (the decode size); ``metadata`` is
     added to the model's ``metadata_props`` next to the class names, sizes and pixel format.
@@ -139,7 +139,11 @@ def export_onnx(
     import onnx
 
     source = merge_lora(classifier) if settings.merge_lora and has_lora(classifier) else classifier
-    serving = ServingClassifier(source.cpu().eval(), settings.pixels).eval()
+    if any(p.device.type != "cpu" for p in source.parameters()):
+        source = copy.deepcopy(source).cpu()  # export traces on the CPU; the caller's model stays where it is
+    serving = ServingClassifier(source, settings.pixels).eval()
+    if len(class_names) != serving.classes.shape[0]:
+        raise ValueError(f"{len(class_names)} class names for a head of {serving.classes.shape[0]} classes; pass the trained model's class_names.")
     example = example_input(settings.pixels, input_size, serving.image_size)
     batch = torch.export.Dim("batch", min=1)
     try:
