@@ -26,7 +26,7 @@ class OfflineHooks:
 
 
 class InputVersionsHook:
-    """Write into every ``run_info`` / ``report_info`` output the versions of the inputs it came from.
+    """Write into every ``run_info`` / ``report_info`` / ``inference_info`` output the versions of the inputs it came from.
 
     A result is only reproducible if one knows what it was computed from: with the recorded
     ``input_versions``, ``kedro run --load-versions=...`` recomputes it from exactly those
@@ -35,7 +35,7 @@ class InputVersionsHook:
     added in ``after_node_run``, before the runner saves the outputs.
     """
 
-    def __init__(self, output_suffixes: tuple[str, ...] = ("run_info", "report_info")) -> None:
+    def __init__(self, output_suffixes: tuple[str, ...] = ("run_info", "report_info", "inference_info")) -> None:
         self._suffixes = output_suffixes
         self._pending: dict[str, dict[str, str]] = {}
 

@@ -97,6 +97,8 @@ def test_load_versions_picks_the_older_trained_model(demo_project, two_trained_v
     run = runner_for(demo_project)
     context = run("inference_clip", tags=["predict"], load_versions={"clip.trained_model": first})
     older = context.catalog.load("clip.inference_predictions")
+    # The info records which trained model it used (InputVersionsHook), so the run can be traced back.
+    assert context.catalog.load("clip.inference_info")["input_versions"]["clip.trained_model"] == first
     folder, _, _ = _folder_expectation(demo_project, context)
     size = context.params["preprocessing"]["image_size"]
 
