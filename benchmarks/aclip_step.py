@@ -6,8 +6,9 @@
 Both steps run forward + backward on the same uint8 batch in training mode (augmentation
 included, no optimizer step), timed by ``har_kedro.models.aclip.measure_step_speedup``:
 
-* A-CLIP: the EMA tower scores the whole image (no gradients), the online tower trains on
-  [CLS] + the kept patch tokens, losses contrastive + cross-entropy + distillation;
+* A-CLIP: the EMA tower scores the whole image (no gradients; at ``--ema-scales`` of the side,
+  1.0 = full size), the online tower trains on [CLS] + the kept patch tokens, losses contrastive
+  + cross-entropy + distillation;
 * full-token: the online tower on every token, contrastive + cross-entropy.
 
 Medians over ``--repeats`` after one warm-up pair; bf16 autocast on CUDA, fp32 on CPU.
@@ -40,10 +41,13 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--keep-ratios", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    parser.add_argument("--ema-scales", type=float, nargs="+", default=[1.0, 0.5], help="aclip.ema_image_scale values, one row each")
     parser.add_argument("--selections", nargs="+", default=["attentive", "random"], choices=["attentive", "random"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if not all(0 < s <= 1 for s in args.ema_scales):
+        parser.error("--ema-scales values must be in (0, 1]")
     device = select_device(args.device)
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -53,19 +57,21 @@ def main() -> None:
         vocabulary = [t for texts in prompts.values() for t in texts]
         source = args.clip or str(build_tiny_backbone("clip", Path(tmp) / "tiny_clip", vocabulary, image_size=args.image_size))
         print(f"backbone {args.clip or 'tiny CLIP (2 layers, width 64, patch 8)'}, {args.image_size} px")
-        print(f"{'selection':<10} {'keep':>5} {'tokens':>9} {'batch':>6} {'A-CLIP ms':>10} {'full ms':>9} {'speed-up':>9}")
+        print(f"{'selection':<10} {'keep':>5} {'tokens':>9} {'EMA view':>9} {'batch':>6} {'A-CLIP ms':>10} {'full ms':>9} {'speed-up':>9}")
         for selection in args.selections:
-            for keep in args.keep_ratios:
-                config = TrainConfig(method="full", loss="contrastive", device=str(device), progress=False, aclip={"selection": selection, "keep_ratio": keep})
+            for keep, ema_scale in [(k, e) for k in args.keep_ratios for e in args.ema_scales]:
+                aclip = {"selection": selection, "keep_ratio": keep, "ema_image_scale": ema_scale}
+                config = TrainConfig(method="full", loss="contrastive", device=str(device), progress=False, aclip=aclip)
                 seed_everything(0)
                 model = build_classifier(load_backbone(source), HAR_CLASSES, prompts, config, device, args.image_size)
+                view = f"{model.ema_image_size}px"
                 for batch in args.batch_sizes:
                     images = torch.randint(0, 256, (batch, args.image_size, args.image_size, 3), dtype=torch.uint8)
                     labels = torch.arange(batch) % len(HAR_CLASSES)
                     with autocast(device, autocast_dtype("auto", device)):
                         r = measure_step_speedup(model, images, labels, args.repeats)
                     print(
-                        f"{selection:<10} {keep:>5.2f} {1 + model.keep:>4}/{1 + model.num_patches:<4} {batch:>6} "
+                        f"{selection:<10} {keep:>5.2f} {1 + model.keep:>4}/{1 + model.num_patches:<4} {view:>9} {batch:>6} "
                         f"{1e3 * r['masked_step_seconds']:>10.1f} {1e3 * r['full_step_seconds']:>9.1f} {r['masked_step_speedup']:>8.2f}x"
                     )
 

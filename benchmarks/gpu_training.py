@@ -13,7 +13,8 @@ Rows, per model:
 
 * ``full``, ``lora`` (rank 16, alpha 32, dropout 0.1 on q/k/v/out of every vision layer, as in
   ``conf/base/parameters_training.yml``) and, for CLIP, ``aclip@<keep>`` (A-CLIP with ``keep_ratio``
-  <keep>): the project's own ``build_classifier`` + ``fit`` over a random uint8 cache of ``--images``
+  <keep>; ``aclip@<keep>/ema@<scale>`` with the EMA tower scoring a view downscaled to
+  ``ema_image_scale`` <scale> of the side): the project's own ``build_classifier`` + ``fit`` over a random uint8 cache of ``--images``
   images, batch ``--batch-size``, AdamW, bf16 autocast on CUDA, the fast-path settings given here.
   img/s is ``fit``'s own figure (images / seconds of the epoch's training steps, evaluation excluded),
   from the last epoch; the first one pays for warm-up (and compilation).
@@ -31,7 +32,8 @@ token; SigLIP's pooling head ``2·T·D²`` (its keys and values) ``+ 2·D² + 2�
 weight gradients), one for a frozen weight whose input needs a gradient (LoRA's frozen linears),
 none for the frozen patch embedding, and two for the attention products. So full fine-tuning is
 ~3× forward and LoRA ~2× forward plus its adapters (``2·T·D·r`` per adapted linear). A-CLIP adds
-the EMA tower's forward on every token plus its [CLS]-attention scores (``T·D`` per layer), and
+the EMA tower's forward on every token of its view (all of them, or the ``ema@<scale>`` view's) plus
+its [CLS]-attention scores (``T·D`` per layer), and
 trains the online tower on ``1 + keep·N`` tokens (the patch embedding still runs on all ``N``),
 plus the distillation predictor. The naive loop adds the text tower (forward and backward) on the
 15 prompts, spread over the batch. Losses and the class head (< 0.1 %) are left out. Activation
@@ -62,6 +64,7 @@ from PIL import Image
 
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.prompts import build_class_prompts
+from har_kedro.models.aclip import ema_image_size
 from har_kedro.models.backbones import DEFAULT_NORMALISATION, Backbone, quiet_default_config_warnings
 from har_kedro.models.methods import count_parameters
 from har_kedro.models.tiny import build_word_tokenizer
@@ -161,7 +164,9 @@ def text_forward_macs(shape: Shape) -> float:
     return shape.text_depth * (t * (4 * d * d + 2 * d * f) + 2 * t * t * d) + projection
 
 
-def train_flops_per_image(shape: Shape, method: str, keep_ratio: float = 0.5, lora_rank: int = 16, lora_targets: int = 4, batch_size: int = 256, prompts: int = 15) -> float:
+def train_flops_per_image(
+    shape: Shape, method: str, keep_ratio: float = 0.5, lora_rank: int = 16, lora_targets: int = 4, batch_size: int = 256, prompts: int = 15, ema_scale: float = 1.0
+) -> float:
     """Model FLOPs of one training image (forward + backward) for ``method``; see the module docstring."""
     t = shape.tokens
     embed = shape.patches * 3 * shape.patch**2 * shape.width
@@ -180,7 +185,8 @@ def train_flops_per_image(shape: Shape, method: str, keep_ratio: float = 0.5, lo
     elif method == "aclip":
         kept = 1 + max(1, int(np.floor(keep_ratio * shape.patches + 0.5)))
         k_linear, k_attention = _layer_macs(shape, kept)
-        ema = vision_forward_macs(shape) + shape.depth * t * shape.width
+        ema_shape = replace(shape, image_size=ema_image_size(shape.image_size, shape.patch, ema_scale))
+        ema = vision_forward_macs(ema_shape) + shape.depth * ema_shape.tokens * shape.width
         online = embed * 2 + shape.depth * (k_linear + k_attention) * 3 + _head_macs(shape, kept) * 3
         predictor = 3 * 4 * shape.embed * shape.embed
         macs = ema + online + predictor
@@ -269,9 +275,15 @@ def _row(shape: Shape, method: str, label: str, tokens: int, rate: float | None,
     )
 
 
-def run_ours(shape: Shape, method: str, keep: float, data: dict[str, Split], args: argparse.Namespace, device: torch.device, peak: float | None) -> Row:
+def aclip_label(keep: float, ema_scale: float) -> str:
+    return f"aclip@{keep:.2f}" + ("" if ema_scale == 1 else f"/ema@{ema_scale:.2f}")
+
+
+def run_ours(
+    shape: Shape, method: str, keep: float, data: dict[str, Split], args: argparse.Namespace, device: torch.device, peak: float | None, ema_scale: float = 1.0
+) -> Row:
     """``build_classifier`` + ``fit`` exactly as a training run does; img/s from the last epoch."""
-    aclip = {"keep_ratio": keep, "measure_speedup": False} if method == "aclip" else None
+    aclip = {"keep_ratio": keep, "ema_image_scale": ema_scale, "measure_speedup": False} if method == "aclip" else None
     config = TrainConfig(
         method="lora" if method == "lora" else "full", loss="contrastive" if aclip else LOSS[shape.family], epochs=args.epochs,
         batch_size=args.batch_size, effective_batch_size=args.batch_size, eval_batch_size=args.batch_size, lr=1e-5,
@@ -281,8 +293,8 @@ def run_ours(shape: Shape, method: str, keep: float, data: dict[str, Split], arg
     )
     config.validate("benchmark")
     seed_everything(0)
-    label = f"aclip@{keep:.2f}" if aclip else method
-    flops = train_flops_per_image(shape, method, keep, args.lora_rank, len(LORA["targets"]), args.batch_size)
+    label = aclip_label(keep, ema_scale) if aclip else method
+    flops = train_flops_per_image(shape, method, keep, args.lora_rank, len(LORA["targets"]), args.batch_size, ema_scale=ema_scale)
     tokens = (1 + max(1, int(np.floor(keep * shape.patches + 0.5)))) if aclip else shape.tokens
     try:
         model = build_classifier(build_backbone(shape, device), HAR_CLASSES, prompt_texts(), config, device, shape.image_size)
@@ -371,11 +383,11 @@ def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
 
 
 def format_table(rows: Sequence[Row], memory_label: str) -> str:
-    header = f"{'model':<11} {'method':<11} {'tokens':>6} {'img/s':>9} {'s/epoch':>8} {'GFLOP/img':>10} {'TFLOP/s':>8} {'MFU':>6} {memory_label:>10} {'trainable':>12}  note"
+    header = f"{'model':<11} {'method':<19} {'tokens':>6} {'img/s':>9} {'s/epoch':>8} {'GFLOP/img':>10} {'TFLOP/s':>8} {'MFU':>6} {memory_label:>10} {'trainable':>12}  note"
     lines = [header]
     for r in rows:
         lines.append(
-            f"{r.model:<11} {r.method:<11} {r.tokens:>6} {_fmt(r.images_per_second, '9.1f'):>9} {_fmt(r.epoch_seconds, '8.2f'):>8} "
+            f"{r.model:<11} {r.method:<19} {r.tokens:>6} {_fmt(r.images_per_second, '9.1f'):>9} {_fmt(r.epoch_seconds, '8.2f'):>8} "
             f"{r.gflops_per_image:>10.3f} {_fmt(r.tflops, '8.3f'):>8} {'-' if r.mfu is None else format(100 * r.mfu, '5.1f') + '%':>6} "
             f"{_fmt(r.peak_memory_gib, '10.2f'):>10} {_fmt(r.trainable_parameters, ',d'):>12}  {r.note}".rstrip()
         )
@@ -411,6 +423,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per row; img/s is the last one's (the first warms up)")
     parser.add_argument("--naive-steps", type=int, help="timed steps of the naive loop (default 10; 3 with --tiny)")
     parser.add_argument("--aclip-keep", type=float, nargs="+", default=[0.5, 0.25], help="A-CLIP keep ratios, one row each")
+    parser.add_argument("--aclip-ema-scales", type=float, nargs="+", default=[1.0, 0.5], help="A-CLIP ema_image_scale values, one row per keep ratio each")
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--cache-on-device", choices=["auto", "true", "false"], default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile each vision layer (first epoch compiles)")
@@ -431,6 +444,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--epochs must be >= 1 and --images at least one batch (--batch-size)")
     if not all(0 < k <= 1 for k in args.aclip_keep):
         parser.error("--aclip-keep values must be in (0, 1]")
+    if not all(0 < e <= 1 for e in args.aclip_ema_scales):
+        parser.error("--aclip-ema-scales values must be in (0, 1]")
     return args
 
 
@@ -472,11 +487,12 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
             for method in args.methods:
                 if method == "aclip" and shape.family != "clip":
                     continue  # A-CLIP scores patches by [CLS] attention; SigLIP has no [CLS]
-                for keep in args.aclip_keep if method == "aclip" else [None]:
+                variants = [(k, e) for k in args.aclip_keep for e in args.aclip_ema_scales] if method == "aclip" else [(0.5, 1.0)]
+                for keep, ema_scale in variants:
                     if method == "naive":
                         rows.append(run_naive(shape, paths, args, device, peak))
                     else:
-                        rows.append(run_ours(shape, method, keep or 0.5, {"train": train, "val": val}, args, device, peak))
+                        rows.append(run_ours(shape, method, keep, {"train": train, "val": val}, args, device, peak, ema_scale))
                     print(format_table(rows[-1:], memory_label).splitlines()[-1], flush=True)
     for line in ratios(rows):
         print(line)

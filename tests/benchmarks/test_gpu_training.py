@@ -42,9 +42,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _counted_flops_per_image(bench, shape, method: str, batch: int = 8) -> float:
+def _counted_flops_per_image(bench, shape, method: str, batch: int = 8, ema_scale: float = 1.0) -> float:
     """FLOPs torch counts for one training step (forward + backward), per image; math SDPA so attention is counted."""
-    aclip = {"keep_ratio": 0.5} if method == "aclip" else None
+    aclip = {"keep_ratio": 0.5, "ema_image_scale": ema_scale} if method == "aclip" else None
     config = TrainConfig(
         method="lora" if method == "lora" else "full", loss="contrastive" if aclip else bench.LOSS[shape.family],
         device="cpu", progress=False, lora=dict(bench.LORA, dropout=0.0), aclip=aclip,
@@ -73,14 +73,17 @@ def _counted_flops_per_image(bench, shape, method: str, batch: int = 8) -> float
 
 
 @pytest.mark.parametrize(
-    ("model", "method"),
-    [("clip-b16", "full"), ("clip-b16", "lora"), ("clip-b16", "aclip"), ("clip-b32", "aclip"), ("siglip-b16", "full"), ("siglip-b16", "lora"), ("clip-b32", "naive")],
+    ("model", "method", "ema_scale"),
+    [
+        ("clip-b16", "full", 1.0), ("clip-b16", "lora", 1.0), ("clip-b16", "aclip", 1.0), ("clip-b16", "aclip", 0.5), ("clip-b32", "aclip", 1.0),
+        ("siglip-b16", "full", 1.0), ("siglip-b16", "lora", 1.0), ("clip-b32", "naive", 1.0),
+    ],
 )
-def test_analytic_flops_match_torchs_flop_counter(bench, one_thread, model, method):
+def test_analytic_flops_match_torchs_flop_counter(bench, one_thread, model, method, ema_scale):
     torch.set_num_threads(1)
     shape = bench.tiny_shape(bench.SHAPES[model], 64)
-    counted = _counted_flops_per_image(bench, shape, method)
-    formula = bench.train_flops_per_image(shape, method, keep_ratio=0.5, lora_rank=bench.LORA["rank"], lora_targets=4, batch_size=8)
+    counted = _counted_flops_per_image(bench, shape, method, ema_scale=ema_scale)
+    formula = bench.train_flops_per_image(shape, method, keep_ratio=0.5, lora_rank=bench.LORA["rank"], lora_targets=4, batch_size=8, ema_scale=ema_scale)
     # What the formula leaves out is the class head and the loss: a few thousand FLOPs per image.
     assert formula == pytest.approx(counted, rel=2e-3)
 
@@ -93,6 +96,9 @@ def test_real_shapes_cost_what_vit_b_is_known_to_cost(bench):
     full = bench.train_flops_per_image(bench.SHAPES["clip-b16"], "full")
     assert full == pytest.approx(3 * 2 * forward, rel=0.01)
     assert bench.train_flops_per_image(bench.SHAPES["clip-b16"], "lora") < 0.7 * full
+    # A-CLIP at half the tokens: the full-size EMA pass caps the FLOP ratio near 1.2x; a half-size EMA view lifts it past 1.6x.
+    assert 1.15 < full / bench.train_flops_per_image(bench.SHAPES["clip-b16"], "aclip", keep_ratio=0.5) < 1.25
+    assert full / bench.train_flops_per_image(bench.SHAPES["clip-b16"], "aclip", keep_ratio=0.5, ema_scale=0.5) > 1.6
 
 
 def test_peak_table_is_matched_by_device_name(bench, monkeypatch):
@@ -107,9 +113,10 @@ def test_main_runs_every_method_at_toy_size(bench, one_thread, tmp_path, capsys)
     out = tmp_path / "rows.json"
     rows = bench.main([
         "--tiny", "--threads", "1", "--images", "32", "--batch-size", "16", "--epochs", "1", "--naive-steps", "1",
-        "--models", "clip-b32", "--aclip-keep", "0.5", "--peak-tflops", "1", "--json", str(out),
+        "--models", "clip-b32", "--aclip-keep", "0.5", "--aclip-ema-scales", "1", "0.5", "--peak-tflops", "1", "--json", str(out),
     ])
-    assert [r.method for r in rows] == ["full", "lora", "aclip@0.50", "naive"]
+    assert [r.method for r in rows] == ["full", "lora", "aclip@0.50", "aclip@0.50/ema@0.50", "naive"]
+    assert rows[3].gflops_per_image < rows[2].gflops_per_image  # the smaller EMA view costs less
     for row in rows:
         assert row.images_per_second > 0 and row.epoch_seconds == pytest.approx(10_080 / row.images_per_second)
         assert row.mfu == pytest.approx(row.tflops / 1.0) and row.trainable_parameters > 0

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import CLIPModel
 
 from har_kedro.data.classes import HAR_CLASSES
@@ -16,12 +17,14 @@ from har_kedro.models.aclip import (
     AclipConfigError,
     AclipSettings,
     cls_attention,
+    ema_image_size,
     ema_momentum,
     ema_update,
     gather_tokens,
     measure_step_speedup,
     num_kept,
     top_patches,
+    upsample_scores,
 )
 from har_kedro.models.backbones import image_features, load_backbone
 from har_kedro.models.methods import count_parameters
@@ -144,6 +147,53 @@ def test_attentive_selection_keeps_the_most_attended_patches(tiny_backbones):
         assert min(scores[b, sorted(kept)]) >= max(scores[b, sorted(dropped)])
 
 
+@pytest.mark.parametrize(("image", "patch", "scale", "side"), [(224, 16, 1.0, 224), (224, 16, 0.5, 112), (224, 32, 0.5, 128), (336, 14, 0.5, 168), (64, 8, 0.5, 32), (64, 8, 0.01, 8)])
+def test_ema_view_side_is_rounded_to_whole_patches(image, patch, scale, side):
+    assert ema_image_size(image, patch, scale) == side
+
+
+def test_upsampled_scores_keep_the_coarse_ranking():
+    coarse = torch.tensor([[4.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 9.0]])  # two 2 x 2 maps
+    fine = upsample_scores(coarse, 4)
+    assert fine.shape == (2, 16)
+    # The most attended coarse cell's four fine patches are the four best on the fine grid.
+    assert top_patches(fine, 4).tolist() == [[0, 1, 4, 5], [10, 11, 14, 15]]
+    assert torch.allclose(upsample_scores(torch.full((1, 9), 0.3), 6), torch.full((1, 36), 0.3))
+    same = torch.rand(3, 16)
+    assert upsample_scores(same, 4) is same
+
+
+def test_downscaled_ema_view_scores_a_coarser_grid_and_selects_on_the_full_one(tiny_backbones):
+    model = _model(tiny_backbones["clip"], aclip={"ema_image_scale": 0.5})
+    assert (model.image_size, model.ema_image_size, model.keep) == (32, 16, 8)
+    seen: list[tuple[int, ...]] = []
+    hook = model.ema.vision_model.embeddings.patch_embedding.register_forward_hook(lambda _m, i, _o: seen.append(tuple(i[0].shape)))
+    pixels = _pixels(model)
+    with torch.no_grad():
+        index, target = model.select(pixels, None)
+    hook.remove()
+    assert seen == [(3, 3, 16, 16)]  # the EMA tower saw a 16 px view: a 2 x 2 grid
+    small = F.interpolate(pixels, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        expected_target, coarse = model.ema.encode_with_cls_attention(small)
+        tokens = model.ema.tokens(small)
+    assert coarse.shape == (3, 4) and tokens.shape[1] == 1 + 4
+    assert torch.equal(index, top_patches(upsample_scores(coarse, 4), 8))
+    assert target is not None and torch.allclose(target, expected_target)
+    # The online tower still runs on full-resolution tokens of the selected patches.
+    loss, embeddings, _ = model.training_loss(torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8), torch.arange(4))
+    loss.backward()
+    report = model.token_report()
+    assert (report["ema_image_size"], report["ema_patch_tokens"], report["patch_tokens_kept_per_view"]) == (16, 4, 8)
+
+
+def test_full_size_tokens_use_the_trained_position_embeddings_unchanged(tiny_backbones):
+    model = _model(tiny_backbones["clip"])
+    pixels = _pixels(model)
+    with torch.no_grad():
+        assert torch.equal(model.online.tokens(pixels), model.model.vision_model.embeddings(pixels))
+
+
 # --------------------------------------------------------------------------- EMA
 
 
@@ -209,6 +259,9 @@ def test_settings_errors_name_the_key(tiny_backbones):
         ({"weights": {"contrastive": 0, "cross_entropy": 0}}, "both 0"),
         ({"ema_momentum": [1.0, 0.99]}, "ema_momentum"),
         ({"keep": 0.5}, "unknown keys"),
+        ({"ema_image_scale": 0}, "ema_image_scale"),
+        ({"ema_image_scale": 1.5}, "ema_image_scale"),
+        ({"ema_image_scale": True}, "ema_image_scale"),
     ]
     for params, match in cases:
         with pytest.raises(AclipConfigError, match=match):
@@ -233,8 +286,9 @@ def test_settings_errors_name_the_key(tiny_backbones):
         {"aclip": {"selection": "random", "weights": {"distill": 0.0}}},
         {"aclip": {"num_views": 2, "weights": {"simclr": 0.5}}},
         {"method": "lora", "lora": {"rank": 2, "alpha": 4}},
+        {"aclip": {"ema_image_scale": 0.5}},
     ],
-    ids=["attentive", "random", "two_views", "lora"],
+    ids=["attentive", "random", "two_views", "lora", "downscaled_ema"],
 )
 def test_fit_trains_on_half_the_tokens(tiny_backbones, overrides):
     model = _model(tiny_backbones["clip"], **overrides)
