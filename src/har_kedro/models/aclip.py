@@ -316,9 +316,8 @@ class AclipClassifier(ImageClassifier):
         self.ema = copy.deepcopy(self.online).requires_grad_(False)
         dim = head.weight.shape[1]
         self.predictor = Predictor(dim, settings.predictor_hidden or 2 * dim)
-        grid = self.image_size // backbone.patch_size
-        self.grid = grid
-        self.num_patches = grid * grid
+        self.grid = self.image_size // backbone.patch_size
+        self.num_patches = self.grid * self.grid
         self.ema_image_size = ema_image_size(self.image_size, backbone.patch_size, settings.ema_image_scale)
         self.keep = self.num_patches if settings.selection == "none" else num_kept(self.num_patches, settings.keep_ratio)
         self.tokens_kept = 0  # patch tokens the online tower actually saw, summed over views
@@ -456,7 +455,7 @@ class AclipClassifier(ImageClassifier):
             "selection": self.settings.selection,
             "keep_ratio": self.settings.keep_ratio,
             "num_views": self.settings.num_views,
-            "patch_grid": int(round(self.num_patches**0.5)),
+            "patch_grid": self.grid,
             "patch_tokens_per_image": self.num_patches,
             "ema_image_size": self.ema_image_size,
             "ema_patch_tokens": (self.ema_image_size // self.backbone.patch_size) ** 2,

@@ -188,9 +188,11 @@ def run_training(
         results.append(_probe(model, cache, config, device, seed, checkpoint_dir, "linear_probe"))
         for name, p in model.named_parameters():
             p.requires_grad_(saved_flags[name])
-    if config.method in ("lora", "full", "lp_ft"):
+    fine_tunes = config.method in ("lora", "full", "lp_ft")
+    processes = distributed_settings(config).num_processes if fine_tunes else 1
+    if fine_tunes:
         seed_everything(seed)
-        if distributed_settings(config).enabled:  # worker processes (training/launch.py); the probe above stays here
+        if processes > 1:  # worker processes (training/launch.py); the probe above stays here
             results.append(fit_in_processes(model, cache, class_names, class_prompts, backbone_source, config, seed, image_size, device, checkpoint_dir))
         else:
             results.append(fit(model, train, val, config, device, seed, checkpoint_dir, stage="fine_tune"))
@@ -210,7 +212,7 @@ def run_training(
         "loss": config.loss,
         "seed": seed,
         "device": str(device),
-        "processes": distributed_settings(config).num_processes if config.method in ("lora", "full", "lp_ft") else 1,
+        "processes": processes,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "image_size": image_size,
         "trainable_parameters": trainable,

@@ -41,7 +41,7 @@ class TrainStep(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, ClassSide]:
         custom = getattr(self.model, "training_loss", None)
         if custom is not None:
-            return custom(inputs, labels, generator) if gather is None else custom(inputs, labels, generator, gather=gather)
+            return custom(inputs, labels, generator, gather=gather)
         embeddings = self.model.embed(inputs, generator)
         classes, scale, bias = self.model.class_side()
         if gather is not None:
