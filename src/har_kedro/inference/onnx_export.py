@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import logging
 import warnings
@@ -124,6 +125,14 @@ def _quiet_exporter() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def on_host(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` if it is on the CPU, else a CPU copy: export and the parity check run on the host and leave
+    a model trained or served on a GPU where it is."""
+    if all(t.device.type == "cpu" for t in itertools.chain(model.parameters(), model.buffers())):
+        return model
+    return copy.deepcopy(model).cpu()
+
+
 def export_onnx(
     classifier: ImageClassifier,
     class_names: Sequence[str],
@@ -139,9 +148,7 @@ def export_onnx(
     import onnx
 
     source = merge_lora(classifier) if settings.merge_lora and has_lora(classifier) else classifier
-    if any(p.device.type != "cpu" for p in source.parameters()):
-        source = copy.deepcopy(source).cpu()  # export traces on the CPU; the caller's model stays where it is
-    serving = ServingClassifier(source, settings.pixels).eval()
+    serving = ServingClassifier(on_host(source), settings.pixels).eval()
     if len(class_names) != serving.classes.shape[0]:
         raise ValueError(f"{len(class_names)} class names for a head of {serving.classes.shape[0]} classes; pass the trained model's class_names.")
     example = example_input(settings.pixels, input_size, serving.image_size)
@@ -227,7 +234,7 @@ def parity_report(
         logger.warning("ONNX parity: no decodable image to compare on; the check did not run.")
         return {**report, "max_abs_diff_probabilities": None, "max_abs_diff_logits": None, "top1_agreement": None, "passed": False}
     cpu = torch.device("cpu")
-    classifier = classifier.cpu().eval()
+    classifier = on_host(classifier).eval()
     torch_logits = predict_logits(classifier, images, batch_size, cpu, amp="off").numpy()
     torch_probabilities = predict_probabilities(classifier, images, batch_size, cpu, amp="off")
     onnx_logits, onnx_probabilities = run_onnx(onnx_model, serving_input(classifier, images, settings.pixels))

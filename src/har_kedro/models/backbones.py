@@ -319,17 +319,17 @@ def _pooled(output: object) -> torch.Tensor:
     raise TypeError(f"Cannot find the pooled features in a {type(output).__name__}")
 
 
-def text_features(
-    backbone: Backbone, texts: Sequence[str], batch_size: int = 256, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """``(N, D)`` projected, un-normalised text features (on ``device``, default the model's).
+def text_features(backbone: Backbone, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """``(N, D)`` projected, un-normalised text features, computed and returned where the model's weights are.
 
-    Runs under whatever grad mode the caller has set.
+    The tokens go to the model's device, never to a device of the caller's choosing: a text
+    tower still on the host cannot read token ids already on a GPU. Runs under whatever grad
+    mode the caller has set.
     """
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
-    target = torch.device(device) if device is not None else backbone.device
+    target = backbone.device
     if not texts:
         return torch.empty(0, backbone.embed_dim, device=target)
     chunks = []

@@ -20,17 +20,18 @@ from har_kedro.training.augment import AugmentConfig, prepare_eval_batch, prepar
 
 
 @torch.no_grad()
-def zero_shot_embeddings(
-    backbone: Backbone, class_names: Sequence[str], class_prompts: Mapping[str, Sequence[str]], device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """``(C, D)``: per class, the mean of its L2-normalised prompt embeddings, normalised again."""
+def zero_shot_embeddings(backbone: Backbone, class_names: Sequence[str], class_prompts: Mapping[str, Sequence[str]]) -> torch.Tensor:
+    """``(C, D)``: per class, the mean of its L2-normalised prompt embeddings, normalised again.
+
+    Computed on the text tower's device and returned there.
+    """
     missing = [name for name in class_names if not class_prompts.get(name)]
     if missing:
         raise ValueError(f"class_prompts has no prompts for {missing}; re-run the preprocessing pipeline")
     texts = [text for name in class_names for text in class_prompts[name]]
     was_training = backbone.model.training
     backbone.model.eval()
-    features = F.normalize(text_features(backbone, texts, device=device).float(), dim=-1)
+    features = F.normalize(text_features(backbone, texts).float(), dim=-1)
     backbone.model.train(was_training)
     out, start = [], 0
     for name in class_names:

@@ -75,9 +75,15 @@ def build_classifier(
     device: torch.device,
     image_size: int,
 ) -> ImageClassifier:
-    """The classifier for ``config.method`` with its zero-shot head, trainable flags already set."""
-    embeddings = zero_shot_embeddings(backbone, class_names, class_prompts, device)
-    scale, bias = pretrained_logit_scale_and_bias(backbone)
+    """The classifier for ``config.method`` with its zero-shot head, trainable flags set, every tensor on ``device``.
+
+    The backbone goes to ``device`` first and everything after is computed or created with it
+    there (the zero-shot head from its text tower, LoRA adapters, A-CLIP's EMA copy); the last
+    ``.to(device)`` then moves what was made on the host (the head's scalars, token buffers).
+    """
+    scale, bias = pretrained_logit_scale_and_bias(backbone)  # host reads, before the weights leave the host
+    backbone.model.to(device)
+    embeddings = zero_shot_embeddings(backbone, class_names, class_prompts)
     if config.loss == "sigmoid" and bias is None:
         bias = -10.0  # SigLIP's initial bias; CLIP checkpoints have none
     if config.logit_scale_init is not None:
@@ -234,6 +240,20 @@ def run_training(
     }
     if aclip_info is not None:
         run_info["aclip"] = aclip_info
+    trained = trained_model_from(model, backbone_source, config, class_names, class_prompts, image_size)
+    return TrainingOutputs(trained, pd.DataFrame(history, columns=HISTORY_COLUMNS), test_predictions, run_info)
+
+
+def trained_model_from(
+    model: ImageClassifier,
+    backbone_source: str,
+    config: TrainConfig,
+    class_names: Sequence[str],
+    class_prompts: Mapping[str, Sequence[str]],
+    image_size: int,
+) -> TrainedModel:
+    """What is saved of a trained classifier: its trained weights, copied to the host, and how to rebuild it."""
+    backbone = model.backbone
     rebuild = {
         "backbone": backbone_source,
         "family": backbone.family,
@@ -253,7 +273,7 @@ def run_training(
         for name, p in model.named_parameters()
         if (p.requires_grad or name.startswith("head.")) and not name.startswith(("predictor.", "ema."))
     }
-    return TrainingOutputs(TrainedModel(state, rebuild), pd.DataFrame(history, columns=HISTORY_COLUMNS), test_predictions, run_info)
+    return TrainedModel(state, rebuild)
 
 
 HISTORY_COLUMNS = [
