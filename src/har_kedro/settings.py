@@ -8,6 +8,7 @@ standard meaning: ``base`` is the real configuration, ``local`` the user's priva
 import warnings
 
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
 
 from har_kedro.hooks import InputVersionsHook, OfflineHooks
 
@@ -23,4 +24,7 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # conf/demo and conf/local override single keys of a parameter group, not whole groups.
     "merge_strategy": {"parameters": "soft"},
+    # ${oc.env:NAME,default} in parameters too (Kedro allows it only in credentials by default):
+    # conf/smoke reads the real-photo sample's folder from HAR_REAL_SAMPLE.
+    "custom_resolvers": {"oc.env": oc.env},
 }

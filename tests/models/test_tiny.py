@@ -205,3 +205,62 @@ def test_ensure_rebuilds_over_a_foreign_spec(tmp_path: Path) -> None:
     (out / SPEC_FILE).write_text("not json")
     ensure_tiny_backbone("siglip", out, TEXTS)
     assert load_backbone(str(out)).family == "siglip"
+
+
+# ----------------------------------------------------------------------------- real shapes
+
+
+@pytest.mark.parametrize(
+    ("preset", "parameters"),
+    # openai/clip-vit-base-patch16: 149,620,737; google/siglip-base-patch16-224: 203.16 M (as rounded in its card).
+    [("clip-vit-b-16", 149_620_737), ("siglip-b-16-224", 203.16e6)],
+)
+def test_real_shape_presets_have_the_published_parameter_count(preset: str, parameters: int) -> None:
+    from transformers import CLIPModel, SiglipModel
+
+    from har_kedro.models.tiny import REAL_SHAPES, _model_config, _spec
+
+    shape = dict(REAL_SHAPES[preset])
+    family = shape.pop("family")
+    sizes = {"projection_dim": 64, "seed": 0, **shape}
+    spec, _ = _spec(family, TEXTS, sizes)
+    config, model_class = _model_config(family, spec, build_word_tokenizer(TEXTS, int(shape["max_text_length"])))
+    assert model_class is (CLIPModel if family == "clip" else SiglipModel)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        model = model_class(config)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == parameters if isinstance(parameters, int) else round(count / 1e6, 2) == round(parameters / 1e6, 2)
+
+
+def test_ensure_random_backbone_takes_a_preset_with_overrides(tmp_path: Path) -> None:
+    from har_kedro.models.tiny import ensure_random_backbone
+
+    out = ensure_random_backbone(tmp_path / "m", TEXTS, preset="clip-vit-b-16", num_layers=1, text_num_layers=1, hidden_size=64, num_heads=2, intermediate_size=64, text_hidden_size=32, text_num_heads=2, text_intermediate_size=32, image_size=32, vocab_size=0)
+    config = AutoConfig.from_pretrained(out)
+    assert (config.vision_config.patch_size, config.vision_config.hidden_size, config.vision_config.num_hidden_layers) == (16, 64, 1)
+    assert config.text_config.max_position_embeddings == 77 and config.projection_dim == 512  # from the preset
+    assert ensure_random_backbone(tmp_path / "t", TEXTS, family="siglip", hidden_size=32, num_heads=2, image_size=32).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"preset": "clip-vit-h-14"}, "build_random.preset is 'clip-vit-h-14'; use one of"),
+        ({"family": "clip", "hiden_size": 64}, r"build_random has unknown keys \['hiden_size'\]"),
+        ({"hidden_size": 64}, "build_random needs a family"),
+    ],
+)
+def test_ensure_random_backbone_names_a_bad_setting(tmp_path: Path, settings: dict, message: str) -> None:
+    from har_kedro.models.tiny import ensure_random_backbone
+
+    with pytest.raises(ValueError, match=message):
+        ensure_random_backbone(tmp_path / "m", TEXTS, **settings)
+    assert not (tmp_path / "m").exists()
+
+
+def test_prepare_backbone_reports_a_bad_build_random_as_a_setting(tmp_path: Path) -> None:
+    from har_kedro.pipelines.training.nodes import prepare_backbone
+    from har_kedro.training.config import TrainingConfigError
+
+    with pytest.raises(TrainingConfigError, match=r"^model\.build_random has unknown keys"):
+        prepare_backbone({"backbone": str(tmp_path / "m"), "build_random": {"family": "clip", "layers": 2}}, {"running": ["a person running."]})

@@ -165,3 +165,45 @@ def test_no_trainable_parameters_is_an_error(tiny_backbones):
     config = _config(method="zero_shot")
     with pytest.raises(ValueError, match="no trainable parameters"):
         fit(_model(tiny_backbones["clip"], config), separable_split(16, 0), separable_split(15, 1), config, CPU, seed=0)
+
+
+class _CountingProbe(FeatureClassifier):
+    """A linear probe that counts the optimizer steps the loop takes (the hook A-CLIP's EMA update uses)."""
+
+    def __init__(self, head) -> None:
+        super().__init__(head)
+        self.steps: list[tuple[int, int]] = []
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        self.steps.append((step, total_steps))
+
+
+def _counting_probe(tiny_backbones) -> _CountingProbe:
+    from har_kedro.models.methods import set_trainable
+
+    model = _model(tiny_backbones["clip"], _config(method="linear_probe"))
+    probe = _CountingProbe(model.head)
+    set_trainable(probe, "linear_probe")
+    return probe
+
+
+def test_max_steps_bounds_the_optimizer_steps_of_a_stage(tiny_backbones):
+    """3 steps a epoch (48 images, 16 per step) and 5 epochs, cut to 4 steps: 3 in epoch 1, 1 in epoch 2, then stop."""
+    features = separable_split(48, 1)
+    train = Split(np.random.default_rng(0).standard_normal((48, 32)).astype(np.float32), features.labels)
+    val = Split(np.random.default_rng(1).standard_normal((15, 32)).astype(np.float32), np.arange(15))
+    probe = _counting_probe(tiny_backbones)
+    result = fit(probe, train, val, _config(method="linear_probe", epochs=5, max_steps=4), CPU, seed=0)
+    assert probe.steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert [round(row["images_per_second"] * row["seconds"]) for row in result.history] == [48, 16]
+
+    unbounded = _counting_probe(tiny_backbones)
+    fit(unbounded, train, val, _config(method="linear_probe", epochs=2), CPU, seed=0)
+    assert unbounded.steps == [(i, 6) for i in range(1, 7)]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_max_steps_must_be_a_positive_integer(bad):
+    with pytest.raises(TrainingConfigError, match="max_steps must be a positive integer or null"):
+        TrainConfig.from_params({"max_steps": bad})

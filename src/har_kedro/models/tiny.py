@@ -1,16 +1,20 @@
-"""Tiny, randomly initialised CLIP/SigLIP models for tests and the offline demo.
+"""Randomly initialised CLIP/SigLIP models, tiny (tests, the offline demo) or at real shapes (smoke runs).
 
 They are built from configs (no download), saved with ``save_pretrained`` (safetensors) together
 with a word-level tokenizer and a ``preprocessor_config.json``, so ``load_backbone(out_dir)`` loads
-them through exactly the same code path as a pretrained checkpoint.
+them through exactly the same code path as a pretrained checkpoint. :data:`REAL_SHAPES` holds the
+published sizes of the checkpoints the real configuration uses, so a smoke run without network has
+their compute and memory (random weights: the speed and the memory do not depend on the values).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -30,8 +34,23 @@ PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 # pools at argmax(input_ids) instead of at the EOS position.
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 SPEC_FILE = "tiny_spec.json"
-_SPEC_VERSION = 1
+_SPEC_VERSION = 2
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", PREPROCESSOR_FILE)
+
+# The config.json sizes of openai/clip-vit-base-patch16 and google/siglip-base-patch16-224. The
+# embedding table gets the real vocabulary's rows; the word-level tokenizer uses only the first few.
+REAL_SHAPES: dict[str, dict[str, int | str]] = {
+    "clip-vit-b-16": {
+        "family": "clip", "image_size": 224, "patch_size": 16, "hidden_size": 768, "num_layers": 12, "num_heads": 12,
+        "intermediate_size": 3072, "projection_dim": 512, "text_hidden_size": 512, "text_num_layers": 12,
+        "text_num_heads": 8, "text_intermediate_size": 2048, "max_text_length": 77, "vocab_size": 49408,
+    },
+    "siglip-b-16-224": {
+        "family": "siglip", "image_size": 224, "patch_size": 16, "hidden_size": 768, "num_layers": 12, "num_heads": 12,
+        "intermediate_size": 3072, "text_hidden_size": 768, "text_num_layers": 12, "text_num_heads": 12,
+        "text_intermediate_size": 3072, "max_text_length": 64, "vocab_size": 32000,
+    },
+}
 
 
 def _normalizer() -> normalizers.Normalizer:
@@ -78,32 +97,14 @@ def build_word_tokenizer(texts: Iterable[str], max_length: int) -> PreTrainedTok
     )
 
 
-def _spec(
-    family: str,
-    vocab_texts: Iterable[str],
-    image_size: int,
-    patch_size: int,
-    hidden_size: int,
-    num_layers: int,
-    num_heads: int,
-    projection_dim: int,
-    max_text_length: int,
-    seed: int,
-) -> tuple[dict, list[str]]:
+def _spec(family: str, vocab_texts: Iterable[str], sizes: dict[str, int]) -> tuple[dict, list[str]]:
     words = vocabulary(vocab_texts)
     spec = {
         "spec_version": _SPEC_VERSION,
         "transformers": transformers.__version__.split(".")[0],
         "family": family,
-        "image_size": int(image_size),
-        "patch_size": int(patch_size),
-        "hidden_size": int(hidden_size),
-        "num_layers": int(num_layers),
-        "num_heads": int(num_heads),
-        "projection_dim": int(projection_dim),
-        "max_text_length": int(max_text_length),
-        "seed": int(seed),
-        "vocab_size": len(words) + len(SPECIAL_TOKENS),
+        **{key: int(value) for key, value in sizes.items()},
+        "vocab_size": max(len(words) + len(SPECIAL_TOKENS), sizes["vocab_size"]),
         "vocab_sha256": hashlib.sha256(json.dumps(words).encode("utf-8")).hexdigest(),
     }
     return spec, words
@@ -162,16 +163,35 @@ def build_tiny_backbone(
     max_text_length: int = 16,
     seed: int = 0,
     reuse_existing: bool = False,
+    *,
+    intermediate_size: int | None = None,
+    text_hidden_size: int | None = None,
+    text_num_layers: int | None = None,
+    text_num_heads: int | None = None,
+    text_intermediate_size: int | None = None,
+    vocab_size: int = 0,
 ) -> Path:
-    """Build a random tiny model + tokenizer + preprocessor config into ``out_dir``; return it.
+    """Build a random model + tokenizer + preprocessor config into ``out_dir``; return it.
 
-    Same arguments give bit-identical weights. SigLIP has no image projection, so its embedding
-    dimension is ``hidden_size`` and ``projection_dim`` only applies to CLIP. With
-    ``reuse_existing``, a complete model already built there for the same settings is kept.
+    Same arguments give bit-identical weights. The text tower takes the vision tower's sizes unless
+    ``text_*`` say otherwise; MLP widths default to twice the width; ``vocab_size`` is the least
+    number of rows of the token-embedding table (the real model's, for real shapes). SigLIP has no
+    image projection, so its embedding dimension is ``hidden_size`` and ``projection_dim`` only
+    applies to CLIP. With ``reuse_existing``, a complete model already built there for the same
+    settings is kept.
     """
     _validate(family, image_size, patch_size, hidden_size, num_heads)
+    text_hidden = text_hidden_size or hidden_size
+    _validate(family, image_size, patch_size, text_hidden, text_num_heads or num_heads)
+    sizes = {
+        "image_size": image_size, "patch_size": patch_size, "hidden_size": hidden_size, "num_layers": num_layers,
+        "num_heads": num_heads, "intermediate_size": intermediate_size or 2 * hidden_size, "projection_dim": projection_dim,
+        "text_hidden_size": text_hidden, "text_num_layers": text_num_layers or num_layers,
+        "text_num_heads": text_num_heads or num_heads, "text_intermediate_size": text_intermediate_size or 2 * text_hidden,
+        "max_text_length": max_text_length, "vocab_size": vocab_size, "seed": seed,
+    }
     vocab_texts = list(vocab_texts)
-    spec, _ = _spec(family, vocab_texts, image_size, patch_size, hidden_size, num_layers, num_heads, projection_dim, max_text_length, seed)
+    spec, _ = _spec(family, vocab_texts, sizes)
     out = Path(out_dir)
     if reuse_existing and _holds_complete_build(out, spec):
         return out
@@ -179,35 +199,7 @@ def build_tiny_backbone(
     (out / SPEC_FILE).unlink(missing_ok=True)  # the spec is written last: its presence marks a complete build
 
     tokenizer = build_word_tokenizer(vocab_texts, max_text_length)
-    ids = {
-        "vocab_size": len(tokenizer),
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
-    text = dict(
-        **ids,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        max_position_embeddings=max_text_length,
-    )
-    vision = dict(
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-    )
-    if family == "clip":
-        config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
-        model_class = CLIPModel
-    else:
-        config = SiglipConfig(text_config=dict(text, projection_size=hidden_size), vision_config=vision)
-        model_class = SiglipModel
-
+    config, model_class = _model_config(family, spec, tokenizer)
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -221,9 +213,54 @@ def build_tiny_backbone(
     return out
 
 
+def _model_config(family: str, spec: dict, tokenizer: PreTrainedTokenizerFast) -> tuple[CLIPConfig | SiglipConfig, type]:
+    """The transformers config for ``spec`` (see :func:`_spec`) and the model class to build it with."""
+    text = dict(
+        vocab_size=spec["vocab_size"],
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        hidden_size=spec["text_hidden_size"],
+        intermediate_size=spec["text_intermediate_size"],
+        num_hidden_layers=spec["text_num_layers"],
+        num_attention_heads=spec["text_num_heads"],
+        max_position_embeddings=spec["max_text_length"],
+    )
+    vision = dict(
+        image_size=spec["image_size"],
+        patch_size=spec["patch_size"],
+        hidden_size=spec["hidden_size"],
+        intermediate_size=spec["intermediate_size"],
+        num_hidden_layers=spec["num_layers"],
+        num_attention_heads=spec["num_heads"],
+    )
+    if family == "clip":
+        return CLIPConfig(text_config=text, vision_config=vision, projection_dim=spec["projection_dim"]), CLIPModel
+    return SiglipConfig(text_config=dict(text, projection_size=spec["hidden_size"]), vision_config=vision), SiglipModel
+
+
 def ensure_tiny_backbone(family: Family, out_dir: str | Path, vocab_texts: Iterable[str], **settings: int) -> Path:
     """``out_dir``, built only if it does not already hold a complete model for the same settings.
 
     ``settings`` are :func:`build_tiny_backbone`'s keyword arguments.
     """
     return build_tiny_backbone(family, out_dir, vocab_texts, reuse_existing=True, **settings)
+
+
+def ensure_random_backbone(out_dir: str | Path, vocab_texts: Iterable[str], preset: str | None = None, **settings: Any) -> Path:
+    """:func:`ensure_tiny_backbone` with the sizes of ``preset`` (a key of :data:`REAL_SHAPES`) under ``settings``.
+
+    This is what a model's ``build_random`` parameter block calls: ``{family: clip, hidden_size: 64, ...}``
+    for a tiny model, ``{preset: clip-vit-b-16}`` for the real architecture with random weights.
+    """
+    if preset is not None and preset not in REAL_SHAPES:
+        raise ValueError(f"build_random.preset is '{preset}'; use one of {sorted(REAL_SHAPES)} or give the sizes instead.")
+    allowed = set(inspect.signature(build_tiny_backbone).parameters) - {"out_dir", "vocab_texts", "reuse_existing"}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ValueError(f"build_random has unknown keys {unknown}; allowed keys are {sorted(allowed | {'preset'})}.")
+    merged = {**(REAL_SHAPES[preset] if preset else {}), **settings}
+    if "family" not in merged:
+        raise ValueError(f"build_random needs a family ({' or '.join(SUPPORTED_FAMILIES)}) or a preset ({', '.join(sorted(REAL_SHAPES))}).")
+    family = merged.pop("family")
+    return ensure_tiny_backbone(family, out_dir, vocab_texts, **merged)

@@ -22,6 +22,7 @@ class TrainConfig:
     loss: str = "cross_entropy"
     epochs: int = 10
     lp_epochs: int = 5  # first (linear-probe) stage of lp_ft
+    max_steps: int | None = None  # stop each stage after this many optimizer steps (smoke runs); null = every step
     batch_size: int = 64  # per forward pass
     effective_batch_size: int = 256  # per optimizer step, reached by gradient accumulation
     eval_batch_size: int = 256
@@ -84,6 +85,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "effective_batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 1):
+            fail(f"max_steps must be a positive integer or null, got {self.max_steps!r}.")
         if self.method == "lp_ft" and (not isinstance(self.lp_epochs, int) or self.lp_epochs < 1):
             fail(f"lp_epochs must be a positive integer for lp_ft, got {self.lp_epochs!r}.")
         if self.effective_batch_size % self.batch_size:

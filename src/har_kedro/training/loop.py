@@ -192,7 +192,8 @@ def fit(
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     steps_per_epoch = len(_micro_batches(len(train), config.batch_size, config.accumulation_steps, seed, 0))
-    scheduler = warmup_cosine(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
+    total_steps = min(steps_per_epoch * config.epochs, config.max_steps or steps_per_epoch * config.epochs)
+    scheduler = warmup_cosine(optimizer, total_steps, config.warmup_ratio)
     dtype = autocast_dtype(config.amp, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     augment_generator = torch.Generator().manual_seed(ranks.seed(seed))
@@ -250,6 +251,9 @@ def fit(
             break
         model.train()
         steps = _micro_batches(len(train), config.batch_size, config.accumulation_steps, seed, epoch)
+        steps = steps[: max(0, total_steps - (epoch - 1) * steps_per_epoch)]  # max_steps: the stage's budget
+        if not steps:
+            break
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
@@ -285,7 +289,7 @@ def fit(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             if after_step is not None:
-                after_step((epoch - 1) * steps_per_epoch + step_index + 1, steps_per_epoch * config.epochs)
+                after_step((epoch - 1) * steps_per_epoch + step_index + 1, total_steps)
             # Reading the loss waits for the device: only every log_every_steps, and only for a visible bar.
             if not bar.disable and (step_index % config.log_every_steps == 0 or step_index == len(steps) - 1):
                 elapsed = max(time.perf_counter() - started, 1e-9)

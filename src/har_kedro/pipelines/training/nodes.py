@@ -10,7 +10,7 @@ import pandas as pd
 
 from har_kedro.data.image_cache import ImageCache
 from har_kedro.datasets.array_store import StoredArrays
-from har_kedro.models.tiny import ensure_tiny_backbone
+from har_kedro.models.tiny import ensure_random_backbone
 from har_kedro.models.trained import TrainedModel
 from har_kedro.training.config import TrainConfig, TrainingConfigError
 from har_kedro.training.runner import run_training
@@ -19,15 +19,18 @@ logger = logging.getLogger(__name__)
 
 
 def prepare_backbone(model: dict[str, Any], class_prompts: dict[str, list[str]]) -> str:
-    """The backbone id or directory; with ``build_tiny`` (demo), build a tiny model there first."""
+    """The backbone id or directory; with ``build_random`` (demo, smoke), build a random model there first."""
     source = model.get("backbone")
     if not source:
         raise TrainingConfigError("the model's `backbone` parameter is empty; give a HuggingFace id or a local directory.")
-    tiny = model.get("build_tiny")
-    if tiny:
+    spec = model.get("build_random")
+    if spec:
         vocabulary = [text for texts in class_prompts.values() for text in texts]
-        ensure_tiny_backbone(out_dir=source, vocab_texts=vocabulary, **tiny)
-        logger.info("Tiny %s backbone ready in %s", tiny.get("family"), source)
+        try:
+            ensure_random_backbone(source, vocabulary, **spec)
+        except ValueError as error:
+            raise TrainingConfigError(f"model.{error}") from None
+        logger.info("Random %s backbone ready in %s", spec.get("preset") or spec.get("family"), source)
     return str(source)
 
 
