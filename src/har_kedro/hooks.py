@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
-from kedro.pipeline import Node
+from kedro.io.core import AbstractVersionedDataset
+from kedro.pipeline import Node, Pipeline
 
 from har_kedro.provenance import INPUT_VERSIONS_KEY, resolve_input_versions
 
@@ -23,6 +24,63 @@ class OfflineHooks:
     def after_context_created(self, context: object) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+class MissingInputsError(RuntimeError):
+    """A pipeline's input has never been written in this environment; the message names the pipeline to run first."""
+
+
+class MissingInputsHook:
+    """Stop a run before its first node when a stored input it needs was never written, and say what writes it.
+
+    ``kedro run --env=smoke --pipeline=train_siglip`` on a fresh clone would otherwise fail inside the
+    catalog with "Did not find any versions for ..."; this names the pipelines to run first instead.
+    Only versioned datasets are checked (optional report inputs are allowed to be missing).
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+        missing = _never_written(pipeline, catalog)
+        if missing:
+            raise MissingInputsError(_missing_inputs_message(missing, _producers(missing, catalog), run_params))
+
+
+def _never_written(pipeline: Pipeline, catalog: Any) -> set[str]:
+    """The pipeline's stored (versioned, not optional) inputs that have no saved version."""
+    from har_kedro.datasets.optional import OptionalDataset
+
+    missing = set()
+    for name in pipeline.inputs():
+        dataset = None if name.startswith("params:") or name == "parameters" else catalog.get(name)
+        if isinstance(dataset, AbstractVersionedDataset) and not isinstance(dataset, OptionalDataset) and not catalog.exists(name):
+            missing.add(name)
+    return missing
+
+
+def _producers(missing: set[str], catalog: Any) -> list[str]:
+    """The registered pipelines that write ``missing``, and those that write their own missing inputs, in registry order."""
+    from har_kedro.pipeline_registry import register_pipelines
+
+    registered = {name: p for name, p in register_pipelines().items() if name not in ("__default__", "inference")}
+    needed, chosen = set(missing), set()
+    while needed:
+        name = needed.pop()
+        for producer, pipeline in registered.items():
+            if producer not in chosen and name in pipeline.all_outputs():
+                chosen.add(producer)
+                needed |= _never_written(pipeline, catalog)
+    return [name for name in registered if name in chosen]
+
+
+def _missing_inputs_message(missing: set[str], producers: list[str], run_params: dict[str, Any]) -> str:
+    env = run_params.get("env")
+    env_flag = f" --env={env}" if env else ""
+    asked = ",".join(run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"])
+    first = f"run `kedro run{env_flag} --pipelines={','.join(producers)}` first, or in one go " if producers else "no registered pipeline writes them; "
+    return (
+        f"{', '.join(sorted(missing))} {'has' if len(missing) == 1 else 'have'} never been written in this environment"
+        f"{f' ({env})' if env else ''}: {first}`kedro run{env_flag} --pipelines={','.join([*producers, asked])}`."
+    )
 
 
 class InputVersionsHook:

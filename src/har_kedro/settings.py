@@ -10,13 +10,13 @@ import warnings
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from har_kedro.hooks import InputVersionsHook, OfflineHooks
+from har_kedro.hooks import InputVersionsHook, MissingInputsHook, OfflineHooks
 
 # Kedro's own config loader still calls an omegaconf API that warns on every run; the
 # warning is not actionable for users of this project.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
-HOOKS = (OfflineHooks(), InputVersionsHook())
+HOOKS = (OfflineHooks(), MissingInputsHook(), InputVersionsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
