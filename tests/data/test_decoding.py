@@ -1,8 +1,11 @@
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from har_kedro.data.decoding import centre_square_box, decode_into, decode_square
+import har_kedro.data.parallel as parallel
+from har_kedro.data.decoding import centre_square_box, decode_chunks, decode_into, decode_square
 from tests.helpers import encode, photo_crop
 
 
@@ -78,3 +81,42 @@ def test_decode_into_rejects_wrong_buffer():
         decode_into(["a"], np.zeros((2, 8, 8, 3), np.uint8), 8)
     with pytest.raises(ValueError, match="unknown resample"):
         decode_into(["a"], np.zeros((1, 8, 8, 3), np.uint8), 8, resample="fancy")
+
+
+def _jpegs(folder, count):
+    paths = []
+    for i in range(count):
+        path = folder / f"{i}.jpg"
+        path.write_bytes(encode(photo_crop(i, 100 + 5 * i, 80)))
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize(("chunk_size", "workers"), [(4, 2), (3, 1), (10, 2), (64, 2)])
+def test_decode_chunks_matches_decode_into(tmp_path, monkeypatch, chunk_size, workers):
+    paths = _jpegs(tmp_path, 10)
+    expected = np.zeros((10, 32, 32, 3), np.uint8)
+    decode_into(paths, expected, 32, num_workers=1, progress=False)
+    bars = []
+    real_tqdm = parallel.tqdm
+    monkeypatch.setattr(parallel, "tqdm", lambda **kwargs: bars.append(kwargs) or real_tqdm(**kwargs))
+    got, bases = [], []
+    for block in decode_chunks(paths, 32, num_workers=workers, desc="decoding train", progress=False, chunk_size=chunk_size):
+        assert len(block) <= chunk_size
+        done = sum(len(b) for b in got)
+        time.sleep(0.05)  # a slow consumer: the next block is decoding meanwhile, into the other buffer
+        assert np.array_equal(block, expected[done : done + len(block)])
+        bases.append(block.base)
+        got.append(block.copy())  # the buffer is reused for a later block
+    assert np.array_equal(np.concatenate(got), expected)
+    assert [len(b) for b in got] == [min(chunk_size, 10 - s) for s in range(0, 10, chunk_size)]
+    assert len({id(b) for b in bases}) <= 2  # two buffers, taken in turn, whatever the number of blocks
+    assert [(b["total"], b["desc"]) for b in bars] == [(10, "decoding train")]  # one bar for all blocks
+
+
+def test_decode_chunks_edge_cases(tmp_path):
+    assert list(decode_chunks([], 16, progress=False)) == []
+    with pytest.raises(ValueError, match="chunk_size"):
+        next(decode_chunks(_jpegs(tmp_path, 1), 16, chunk_size=0))
+    with pytest.raises(FileNotFoundError):
+        list(decode_chunks([str(tmp_path / "missing.jpg")], 16, num_workers=2, progress=False))

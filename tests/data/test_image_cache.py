@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from har_kedro.data.decoding import decode_into
 from har_kedro.data.errors import DataInputError
 from har_kedro.data.image_cache import CacheSettings, ImageCache, cache_fingerprint, plan_image_cache
 from har_kedro.datasets import ContentAddressedArrayDataset, LazyArray
@@ -63,7 +64,43 @@ def test_saved_cache_loads_as_typed_view(manifest, tmp_path):
 @pytest.mark.parametrize(("settings", "match"), [
     (CacheSettings(image_size=4), "image_size"),
     (CacheSettings(image_size=64, resample="cubic-ish"), "resample"),
+    (CacheSettings(image_size=64, chunk_size=0), "chunk_size"),
 ])
 def test_bad_settings(manifest, settings, match):
     with pytest.raises(DataInputError, match=match):
         plan_image_cache(manifest, ["a", "b"], settings)
+
+
+def test_cache_is_decoded_one_chunk_at_a_time_into_the_same_bytes(manifest, tmp_path):
+    """The writer is handed one chunk at a time, and the .npy files hold the bytes a memory map
+    of the whole split filled by ``decode_into`` held (the previous way of writing the cache)."""
+    settings = CacheSettings(image_size=16, progress=False, chunk_size=2, splits=("train", "val", "test", "unlabelled"))
+    bundle = plan_image_cache(manifest, ["a", "b"], settings)
+    handed = []
+
+    def recording(lazy, split):
+        def blocks():
+            for block in lazy.blocks():
+                handed.append((split, block.shape))
+                yield block
+
+        return LazyArray(lazy.shape, lazy.dtype, blocks=blocks)
+
+    for split in settings.splits:
+        bundle.arrays[f"{split}_images"] = recording(bundle.arrays[f"{split}_images"], split)
+    dataset = ContentAddressedArrayDataset(str(tmp_path / "c.json"), str(tmp_path / "store"), Version(None, None))
+    dataset.save(bundle)
+    assert handed == [
+        ("train", (2, 16, 16, 3)), ("train", (1, 16, 16, 3)),
+        ("val", (1, 16, 16, 3)), ("test", (1, 16, 16, 3)), ("unlabelled", (1, 16, 16, 3)),
+    ]
+    for split in settings.splits:
+        rows = manifest[manifest["split"] == split]
+        reference = np.lib.format.open_memmap(tmp_path / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(rows), 16, 16, 3))
+        decode_into(rows["source"].tolist(), reference, 16, num_workers=1, progress=False)
+        reference.flush()
+        del reference
+        stored = tmp_path / "store" / bundle.fingerprint / f"{split}_images.npy"
+        assert stored.read_bytes() == (tmp_path / f"{split}.npy").read_bytes()
+    # The chunk size changes neither the fingerprint nor the bytes.
+    assert bundle.fingerprint == cache_fingerprint(manifest, ["a", "b"], CacheSettings(image_size=16, splits=settings.splits))

@@ -5,18 +5,24 @@ JPEG *draft mode* lets libjpeg decode straight to the smallest power-of-two scal
 still at least the target size (a 4000 px photo decodes at 1/8 size), and the centre crop
 is passed to ``resize`` as a source box so cropping and resampling are one pass. Work runs
 on a thread pool because PIL releases the GIL while decoding and resampling.
+:func:`decode_chunks` decodes any number of images through two fixed-size buffers.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from har_kedro.data.image_io import read_source_bytes, to_rgb
-from har_kedro.data.parallel import parallel_map
+from har_kedro.data.parallel import ProgressPool
+
+# Images per block in decode_chunks: 256 at 224 px is a 38.5 MB buffer (two are in use),
+# large enough that the pool rarely idles at block boundaries, small enough to keep memory flat.
+DEFAULT_CHUNK_SIZE = 256
 
 RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -64,11 +70,64 @@ def decode_into(
     progress: bool = True,
 ) -> None:
     """Fill ``out[i]`` with the decoded image of ``sources[i]`` (``out`` may be a memmap)."""
+    _check_out(sources, out, size, resample)
+    with ProgressPool(len(sources), num_workers, desc, progress) as pool:
+        _start_decode(pool, sources, out, size, resample)()
+
+
+def decode_chunks(
+    sources: Sequence[str],
+    size: int,
+    resample: str = "bilinear",
+    num_workers: int | str | None = "auto",
+    desc: str = "decoding",
+    progress: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Iterator[np.ndarray]:
+    """Decode ``sources`` in order, yielding consecutive ``(n, size, size, 3)`` uint8 blocks.
+
+    Memory stays at two blocks of ``chunk_size`` images whatever ``len(sources)``: while
+    the consumer handles (e.g. writes out) one block, the threads decode the next into the
+    other buffer, so a slow write does not stall decoding. A block's buffer is refilled as
+    soon as the next block is asked for: use the block (or copy it) before that. One thread
+    pool and one progress bar serve all blocks.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    resample_filter(resample)
+    rows = min(chunk_size, len(sources))
+    buffers = (np.empty((rows, size, size, 3), np.uint8), np.empty((rows, size, size, 3), np.uint8))
+    starts = range(0, len(sources), chunk_size)
+    with ProgressPool(len(sources), num_workers, desc, progress) as pool:
+
+        def begin(index: int) -> tuple[np.ndarray, Callable[[], object]]:
+            start = starts[index]
+            block = buffers[index % 2][: min(chunk_size, len(sources) - start)]
+            return block, _start_decode(pool, sources[start : start + len(block)], block, size, resample)
+
+        # The next block is already queued while the consumer handles this one.
+        pending = deque(begin(index) for index in range(min(2, len(starts))))
+        for index in range(len(starts)):
+            block, wait = pending.popleft()
+            wait()
+            yield block
+            if index + 2 < len(starts):  # the consumer is done with this block's buffer
+                pending.append(begin(index + 2))
+
+
+def _check_out(sources: Sequence[str], out: np.ndarray, size: int, resample: str) -> None:
     if out.shape != (len(sources), size, size, 3) or out.dtype != np.uint8:
         raise ValueError(f"out must be uint8 {(len(sources), size, size, 3)}, got {out.dtype} {out.shape}")
     resample_filter(resample)
 
+
+def _start_decode(
+    pool: ProgressPool, sources: Sequence[str], out: np.ndarray, size: int, resample: str
+) -> Callable[[], list[None]]:
+    """Queue the decoding of ``sources`` into ``out`` on ``pool``; call the result to wait."""
+    _check_out(sources, out, size, resample)
+
     def work(i: int) -> None:
         out[i] = decode_square(read_source_bytes(sources[i]), size, resample)
 
-    parallel_map(work, range(len(sources)), num_workers, desc, progress)  # type: ignore[arg-type]
+    return pool.start(work, range(len(sources)))

@@ -1,6 +1,9 @@
 """The decoded image cache: one ``(N, S, S, 3)`` uint8 array per split, memory-mappable.
 
 Training reads pixels from here, never from JPEGs, so an epoch costs what the model costs.
+Each split is decoded in blocks of ``chunk_size`` images that are appended to its ``.npy``
+file one after the other, so building the cache takes the memory of two blocks (the one being
+written and the one being decoded), however many images there are.
 The cache is addressed by a fingerprint of everything that determines its bytes, which
 lets :class:`~har_kedro.datasets.ContentAddressedArrayDataset` skip rebuilding it.
 """
@@ -9,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from har_kedro.data.decoding import decode_into, resample_filter
+from har_kedro.data.decoding import DEFAULT_CHUNK_SIZE, decode_chunks, resample_filter
 from har_kedro.data.errors import DataInputError
 from har_kedro.datasets.array_store import ArrayBundle, LazyArray, StoredArrays
 
@@ -30,6 +33,9 @@ class CacheSettings:
     splits: tuple[str, ...] = ("train", "val", "test")
     num_workers: int | str | None = "auto"
     progress: bool = True
+    # Images decoded per block; memory holds two blocks, never the whole split. Not part of
+    # the fingerprint: any value writes the same bytes.
+    chunk_size: int = DEFAULT_CHUNK_SIZE
 
     def validate(self) -> None:
         if not isinstance(self.image_size, int) or not 8 <= self.image_size <= 2048:
@@ -38,6 +44,8 @@ class CacheSettings:
             resample_filter(self.resample)
         except ValueError as exc:
             raise DataInputError(f"preprocessing.resample: {exc}.") from None
+        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise DataInputError(f"CacheSettings.chunk_size must be a positive integer, got {self.chunk_size!r}.")
 
 
 def cache_fingerprint(manifest: pd.DataFrame, class_names: Sequence[str], settings: CacheSettings) -> str:
@@ -67,10 +75,13 @@ def plan_image_cache(manifest: pd.DataFrame, class_names: Sequence[str], setting
         rows = manifest[manifest["split"] == split]
         sources = rows["source"].tolist()
 
-        def fill(out: np.ndarray, sources: list[str] = sources, split: str = split) -> None:
-            decode_into(sources, out, size, settings.resample, settings.num_workers, f"decoding {split}", settings.progress)
+        def blocks(sources: list[str] = sources, split: str = split) -> Iterator[np.ndarray]:
+            return decode_chunks(
+                sources, size, settings.resample, settings.num_workers, f"decoding {split}", settings.progress,
+                settings.chunk_size,
+            )
 
-        arrays[f"{split}_images"] = LazyArray((len(rows), size, size, 3), "uint8", fill)
+        arrays[f"{split}_images"] = LazyArray((len(rows), size, size, 3), "uint8", blocks=blocks)
         arrays[f"{split}_labels"] = rows["label_id"].to_numpy(dtype=np.int64)
         split_meta[split] = {"count": len(rows), "image_ids": rows["image_id"].tolist()}
     metadata = {

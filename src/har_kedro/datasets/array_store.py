@@ -1,7 +1,8 @@
 """A versioned dataset of large numpy arrays stored once per content fingerprint.
 
 Each saved version is a small JSON pointer; the arrays live in ``<store>/<fingerprint>/``
-as ``.npy`` files that loaders memory-map. Saving a bundle whose fingerprint is already
+as ``.npy`` files that loaders memory-map. Large arrays are written block by block with
+plain file writes, so saving one costs the memory of a block, not of the array. Saving a bundle whose fingerprint is already
 in the store writes only a new pointer and never calls the arrays' ``fill`` functions,
 so re-running preprocessing over unchanged inputs costs a hash, not a multi-GB decode
 and copy, while every run still gets its own catalog version.
@@ -13,10 +14,10 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
@@ -26,12 +27,28 @@ _INDEX = "index.json"
 
 @dataclass(frozen=True)
 class LazyArray:
-    """An array described by shape and dtype, produced by writing into the buffer ``fill`` is given."""
+    """An array described by shape and dtype whose values are produced only if they must be stored.
+
+    Give exactly one producer:
+
+    * ``blocks``: returns an iterable of consecutive arrays along the first axis (their
+      dtype and trailing shape those of the array, their lengths summing to ``shape[0]``).
+      Each block is appended to the ``.npy`` file with ordinary writes before the next is
+      asked for, so a producer may reuse one buffer and memory stays at one block however
+      large the array. Use this for anything big.
+    * ``fill``: is handed a writable memory map of the whole array to fill in place. Every
+      page it writes counts toward the process's resident memory while the map is open,
+      so peak memory grows with the array; fine for small arrays.
+    """
 
     shape: tuple[int, ...]
     dtype: str
-    fill: Callable[[np.ndarray], None]
+    fill: Callable[[np.ndarray], None] | None = None
+    blocks: Callable[[], Iterable[np.ndarray]] | None = None
 
+    def __post_init__(self) -> None:
+        if (self.fill is None) == (self.blocks is None):
+            raise ValueError("LazyArray needs exactly one of fill or blocks")
 
 @dataclass
 class ArrayBundle:
@@ -131,10 +148,7 @@ class ContentAddressedArrayDataset(AbstractVersionedDataset[ArrayBundle, StoredA
             for name, array in data.arrays.items():
                 target = partial / _file_name(name)
                 if isinstance(array, LazyArray):
-                    buffer = np.lib.format.open_memmap(target, mode="w+", dtype=np.dtype(array.dtype), shape=array.shape)
-                    array.fill(buffer)
-                    buffer.flush()
-                    del buffer
+                    _write_lazy(target, array)
                 else:
                     np.save(target, np.ascontiguousarray(array), allow_pickle=False)
             index = {"arrays": list(data.arrays), "metadata": data.metadata}
@@ -149,3 +163,54 @@ class ContentAddressedArrayDataset(AbstractVersionedDataset[ArrayBundle, StoredA
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
+
+
+def _write_lazy(target: Path, array: LazyArray) -> None:
+    """Produce ``array`` into the ``.npy`` file ``target``, durably (flushed to disk)."""
+    dtype = np.dtype(array.dtype)
+    shape = tuple(int(n) for n in array.shape)
+    if array.fill is not None:
+        buffer = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=shape)
+        array.fill(buffer)
+        buffer.flush()
+        del buffer
+        return
+    assert array.blocks is not None  # __post_init__ guarantees one producer
+    if not shape:
+        raise ValueError(f"{target.name}: blocks need an array of at least one dimension, got shape {shape}")
+    with target.open("wb") as handle:
+        _write_npy_header(handle, dtype, shape)
+        rows = _append_blocks(handle, array.blocks(), dtype, shape)
+        if rows != shape[0]:
+            raise ValueError(f"{target.name}: the blocks held {rows} rows, the array has shape {shape}")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_npy_header(handle: BinaryIO, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """The header ``np.lib.format.open_memmap`` and ``np.save`` write for a C-ordered array."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    try:
+        np.lib.format.write_array_header_1_0(handle, header)
+    except ValueError:  # a header over 64 KiB needs format 2.0, as numpy itself would pick
+        np.lib.format.write_array_header_2_0(handle, header)
+
+
+def _append_blocks(handle: BinaryIO, blocks: Iterable[np.ndarray], dtype: np.dtype, shape: tuple[int, ...]) -> int:
+    """Append each block's bytes to ``handle``; returns the number of rows written."""
+    rows = 0
+    iterator = iter(blocks)
+    try:
+        for block in iterator:
+            block = np.asarray(block)
+            if block.dtype != dtype or block.shape[1:] != shape[1:] or block.ndim != len(shape):
+                raise ValueError(f"a block of {block.dtype} {block.shape} does not fit an array of {dtype} {shape}")
+            rows += len(block)
+            if rows > shape[0]:
+                raise ValueError(f"the blocks hold more than the {shape[0]} rows of an array of shape {shape}")
+            handle.write(memoryview(np.ascontiguousarray(block)).cast("B"))
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()  # a generator releases its buffer and threads now, even after an error
+    return rows
