@@ -3,6 +3,7 @@
     python benchmarks/gpu_training.py --device cuda                    # H100: CLIP B/16, B/32, SigLIP B/16, 224 px, batch 256
     python benchmarks/gpu_training.py --device cuda --compile          # the same with torch.compile
     python benchmarks/gpu_training.py --tiny                           # CPU smoke run at toy sizes
+    python benchmarks/gpu_training.py --device cuda --json rows.json   # also write the rows as JSON
 
 Models are built from ``CLIPConfig`` / ``SiglipConfig`` at the published sizes of
 openai/clip-vit-base-patch16, openai/clip-vit-base-patch32 and google/siglip-base-patch16-224
@@ -22,6 +23,21 @@ Rows, per model:
   Face image processor, tokenize the class prompts, run the whole two-tower model in fp32 and take
   cross-entropy on ``logits_per_image``; every parameter trained, AdamW. ``--naive-steps`` timed steps
   after one warm-up step.
+* ``trainer``: the peer a user would pick instead. The same model is saved with ``save_pretrained``
+  (with its image processor), then ``transformers.Trainer`` fine-tunes
+  ``AutoModelForImageClassification.from_pretrained`` of it (``CLIPForImageClassification`` /
+  ``SiglipForImageClassification``: the vision tower, mean-pooled tokens, a new linear classifier;
+  every weight trained) on a ``torch.utils.data.Dataset`` that opens each JPEG (the naive loop's
+  files, cycled to ``--images`` items per epoch) with PIL and runs ``AutoImageProcessor`` on it, through
+  the Trainer's DataLoader with ``--trainer-workers`` persistent workers (default min(8, cores)).
+  Batch ``--batch-size``, fused AdamW, bf16 and TF32 on CUDA, ``torch_compile`` with ``--compile``; no
+  evaluation, saving or reporting, output in a temporary folder. img/s is the last of ``--epochs``
+  epochs, timed by a callback that waits for the device at epoch ends only (an epoch boundary empties
+  the loader's prefetch queue, so no backlog from warm-up flatters the timed epoch); the Trainer's
+  own ``train_samples_per_second`` (all epochs, warm-up and worker start included) is in the note.
+
+After the table: each method's img/s over the same model's ``full``, then ours (``full``) over the
+Trainer and over the naive loop.
 
 FLOPs are counted from the shapes, not measured (``train_flops_per_image``). Per vision layer with
 ``T`` tokens, width ``D`` and MLP width ``F``, forward multiply-accumulates are ``4·T·D²`` (q, k, v,
@@ -36,7 +52,8 @@ the EMA tower's forward on every token of its view (all of them, or the ``ema@<s
 its [CLS]-attention scores (``T·D`` per layer), and
 trains the online tower on ``1 + keep·N`` tokens (the patch embedding still runs on all ``N``),
 plus the distillation predictor. The naive loop adds the text tower (forward and backward) on the
-15 prompts, spread over the batch. Losses and the class head (< 0.1 %) are left out. Activation
+15 prompts, spread over the batch. The Trainer's model costs what ``full`` does without CLIP's
+projection; SigLIP's pooling head still runs forward there (its output is unused: no backward). Losses and the class head (< 0.1 %) are left out. Activation
 checkpointing's recomputation is not counted (model FLOPs, not hardware FLOPs). MFU is achieved
 FLOP/s over the device's dense bf16 peak (``PEAK_BF16_TFLOPS`` by GPU name, or ``--peak-tflops``),
 for the fp32 naive loop too, so that every row is measured against the same yardstick.
@@ -52,6 +69,7 @@ import platform
 import statistics
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -85,7 +103,7 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
 )
 LORA = {"rank": 16, "alpha": 32, "dropout": 0.1, "targets": ["q_proj", "k_proj", "v_proj", "out_proj"]}
 LOSS = {"clip": "cross_entropy", "siglip": "sigmoid"}
-METHODS = ("full", "lora", "aclip", "naive")
+METHODS = ("full", "lora", "aclip", "naive", "trainer")
 
 
 @dataclass(frozen=True)
@@ -190,6 +208,10 @@ def train_flops_per_image(
         online = embed * 2 + shape.depth * (k_linear + k_attention) * 3 + _head_macs(shape, kept) * 3
         predictor = 3 * 4 * shape.embed * shape.embed
         macs = ema + online + predictor
+    elif method == "trainer":
+        # *ForImageClassification: every vision weight trained, mean-pooled tokens into a linear classifier. CLIP's
+        # projection does not run; SigLIP's pooling head runs forward only (its output is unused, so no backward).
+        macs = embed * 2 + shape.depth * (linear + attention) * 3 + (head if shape.family == "siglip" else 0)
     else:
         raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
     return 2.0 * macs
@@ -375,6 +397,154 @@ def run_naive(shape: Shape, paths: Sequence[Path], args: argparse.Namespace, dev
     return row
 
 
+# --------------------------------------------------------------------------- the peer: transformers.Trainer
+
+
+def default_loader_workers() -> int:
+    """DataLoader worker processes for the Trainer row: one per core, at most 8."""
+    return min(8, os.cpu_count() or 1)
+
+
+class JpegFolderDataset(torch.utils.data.Dataset):
+    """``length`` items cycling over ``paths``: each opens its JPEG with PIL and runs the model's image processor on it."""
+
+    def __init__(self, paths: Sequence[Path | str], labels: Sequence[int], processor: Any, length: int | None = None) -> None:
+        self.paths = [str(p) for p in paths]
+        self.labels = [int(label) for label in labels]
+        self.processor = processor
+        self.length = length or len(self.paths)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i = index % len(self.paths)
+        with Image.open(self.paths[i]) as image:
+            pixels = self.processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+        return {"pixel_values": pixels, "labels": self.labels[i]}
+
+
+class StepClock(transformers.TrainerCallback):
+    """Wall-clock time at the end of chosen optimizer steps (0: the start of training).
+
+    It waits for the device only at those steps, so the Trainer's own pipelining is left alone.
+    """
+
+    def __init__(self, marks: Sequence[int], device: torch.device) -> None:
+        self.marks = set(marks)
+        self.device = device
+        self.times: dict[int, float] = {}
+
+    def _mark(self, step: int) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.times[step] = time.perf_counter()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Mark step 0 (before the first batch is fetched) when it was asked for."""
+        if 0 in self.marks:
+            self._mark(0)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Mark the optimizer step just finished when it is one of the chosen ones."""
+        if state.global_step in self.marks:
+            self._mark(state.global_step)
+
+
+@dataclass
+class PeerRun:
+    """What one ``transformers.Trainer`` run measured; ``epoch_seconds`` are wall times between epoch ends."""
+
+    epoch_seconds: list[float]
+    trainer_samples_per_second: float
+    peak_memory_mb: float
+    trainable_parameters: int
+    processor: str
+    workers: int
+
+
+def save_as_pretrained(backbone: Backbone, processor: Any, directory: Path) -> Path:
+    """Write an in-memory backbone and its image processor where ``from_pretrained`` finds them, as a user's checkpoint."""
+    backbone.model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+def peer_training_arguments(output_dir: Path, device: torch.device, batch_size: int, epochs: int, workers: int, compile_model: bool = False) -> transformers.TrainingArguments:
+    """The settings a user of ``transformers.Trainer`` would pick for this job: no evaluation, saving or reporting."""
+    cuda = device.type == "cuda"
+    return transformers.TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=batch_size, num_train_epochs=epochs, learning_rate=1e-5,
+        optim="adamw_torch_fused" if cuda else "adamw_torch", bf16=cuda, tf32=True if cuda else None, use_cpu=not cuda,
+        dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0, torch_compile=compile_model,
+        eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True, log_level="error", seed=0,
+    )
+
+
+def train_with_hf_trainer(
+    model_dir: str | Path, paths: Sequence[Path | str], labels: Sequence[int], device: torch.device, output_dir: Path,
+    batch_size: int, epochs: int, length: int | None = None, workers: int | None = None, compile_model: bool = False,
+) -> PeerRun:
+    """Fine-tune ``AutoModelForImageClassification.from_pretrained(model_dir)`` with ``transformers.Trainer``.
+
+    Each epoch is ``length`` items (default: one per file) of :class:`JpegFolderDataset` through the Trainer's
+    DataLoader with ``workers`` processes (persistent across epochs). Epoch ``k``'s time runs from the end of
+    epoch ``k - 1`` (the start of training for the first) to the end of its last step.
+    """
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer
+
+    workers = default_loader_workers() if workers is None else workers
+    processor = AutoImageProcessor.from_pretrained(str(model_dir))
+    names = list(HAR_CLASSES)
+    with quiet_default_config_warnings():
+        model = AutoModelForImageClassification.from_pretrained(
+            str(model_dir), num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+            attn_implementation="sdpa", dtype=torch.float32,
+        )
+    dataset = JpegFolderDataset(paths, labels, processor, length)
+    steps = -(-len(dataset) // batch_size)
+    clock = StepClock([k * steps for k in range(epochs + 1)], device)
+    args = peer_training_arguments(output_dir, device, batch_size, epochs, workers, compile_model)
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=[clock])
+    trainer.remove_callback(transformers.PrinterCallback)  # it prints the closing metrics dict; the row reports them
+    _free(device)
+    reset_peak_memory(device)
+    metrics = trainer.train().metrics
+    marks = [clock.times[k * steps] for k in range(epochs + 1)]
+    run = PeerRun(
+        epoch_seconds=[b - a for a, b in zip(marks, marks[1:])], trainer_samples_per_second=float(metrics["train_samples_per_second"]),
+        peak_memory_mb=peak_memory_mb(device), trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        processor=type(processor).__name__, workers=workers,
+    )
+    del trainer, model
+    _free(device)
+    return run
+
+
+def run_trainer(shape: Shape, paths: Sequence[Path], args: argparse.Namespace, device: torch.device, peak: float | None, workdir: Path) -> Row:
+    """The peer: ``transformers.Trainer`` on ``--images`` items per epoch cycling over the JPEGs; img/s from the last epoch."""
+    flops = train_flops_per_image(shape, "trainer")
+    seed_everything(0)
+    model_dir = save_as_pretrained(build_backbone(shape, device), _image_processor(shape), workdir / f"{shape.name}-checkpoint")
+    _free(device)
+    labels = np.arange(len(paths)) % len(HAR_CLASSES)
+    try:
+        run = train_with_hf_trainer(
+            model_dir, paths, labels, device, workdir / f"{shape.name}-trainer", args.batch_size, args.epochs,
+            length=args.images, workers=args.trainer_workers, compile_model=args.compile,
+        )
+    except torch.OutOfMemoryError:
+        _free(device)
+        return _row(shape, "trainer", "trainer", shape.tokens, None, None, None, flops, peak, "out of memory")
+    except Exception as error:  # noqa: BLE001 - a broken peer (e.g. loader workers without shared memory) must not lose the other rows
+        traceback.print_exc()
+        _free(device)
+        return _row(shape, "trainer", "trainer", shape.tokens, None, None, None, flops, peak, f"failed: {type(error).__name__}: {error}"[:200])
+    rate = args.images / run.epoch_seconds[-1]
+    note = f"HF Trainer, {run.processor} in {run.workers} workers{', bf16' if device.type == 'cuda' else ''}; Trainer's own {run.trainer_samples_per_second:.1f} img/s incl. warm-up"
+    return _row(shape, "trainer", "trainer", shape.tokens, rate, run.peak_memory_mb, run.trainable_parameters, flops, peak, note)
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -394,8 +564,23 @@ def format_table(rows: Sequence[Row], memory_label: str) -> str:
     return "\n".join(lines)
 
 
+def peer_ratios(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
+    """Per model, ours (the full fine-tune) over each baseline that was measured: ``{"trainer": x, "naive": y}``."""
+    by_key = {(r.model, r.method): r for r in rows}
+    out: dict[str, dict[str, float]] = {}
+    for model in dict.fromkeys(r.model for r in rows):
+        full = by_key.get((model, "full"))
+        if full is None or not full.images_per_second:
+            continue
+        for peer in ("trainer", "naive"):
+            other = by_key.get((model, peer))
+            if other is not None and other.images_per_second:
+                out.setdefault(model, {})[peer] = full.images_per_second / other.images_per_second
+    return out
+
+
 def ratios(rows: Sequence[Row]) -> list[str]:
-    """A-CLIP and the full fine-tune against full-token and naive rows of the same model."""
+    """Each method against the same model's full fine-tune, then ours (full) against the Trainer and the naive loop."""
     out = []
     by_key = {(r.model, r.method): r for r in rows}
     for model in dict.fromkeys(r.model for r in rows):
@@ -403,8 +588,11 @@ def ratios(rows: Sequence[Row]) -> list[str]:
         if full is None or not full.images_per_second:
             continue
         for r in rows:
-            if r.model == model and r.images_per_second and (r.method.startswith("aclip") or r.method in ("lora", "naive")):
+            if r.model == model and r.images_per_second and (r.method.startswith("aclip") or r.method in ("lora", "naive", "trainer")):
                 out.append(f"{model}: {r.method} / full = {r.images_per_second / full.images_per_second:.2f}x img/s")
+    for model, peers in peer_ratios(rows).items():
+        parts = [f"ours full / {'Trainer' if peer == 'trainer' else 'naive'} = {value:.2f}x" for peer, value in peers.items()]
+        out.append(f"{model}: " + ", ".join(parts) + " img/s")
     return out
 
 
@@ -422,6 +610,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, help=f"training images per epoch (default {EPOCH_IMAGES:,}; 256 with --tiny)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per row; img/s is the last one's (the first warms up)")
     parser.add_argument("--naive-steps", type=int, help="timed steps of the naive loop (default 10; 3 with --tiny)")
+    parser.add_argument("--trainer-workers", type=int, default=default_loader_workers(), help="DataLoader workers of the Trainer row (default: cores, at most 8)")
     parser.add_argument("--aclip-keep", type=float, nargs="+", default=[0.5, 0.25], help="A-CLIP keep ratios, one row each")
     parser.add_argument("--aclip-ema-scales", type=float, nargs="+", default=[1.0, 0.5], help="A-CLIP ema_image_scale values, one row per keep ratio each")
     parser.add_argument("--lora-rank", type=int, default=16)
@@ -450,6 +639,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
+    """Run every row, print the table and the ratios, write ``--json``; returns the rows."""
     args = parse_args(argv)
     device = select_device(args.device)
     transformers.utils.logging.set_verbosity_error()
@@ -480,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print(format_table([], memory_label), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths: list[Path] = []
-        if "naive" in args.methods:
+        if "naive" in args.methods or "trainer" in args.methods:
             jpeg = (320, 240) if not args.tiny else (96, 72)
             paths = write_jpegs(Path(tmp) / "jpegs", min(args.images, 512), jpeg)
         for shape in shapes:
@@ -491,6 +681,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                 for keep, ema_scale in variants:
                     if method == "naive":
                         rows.append(run_naive(shape, paths, args, device, peak))
+                    elif method == "trainer":
+                        rows.append(run_trainer(shape, paths, args, device, peak, Path(tmp)))
                     else:
                         rows.append(run_ours(shape, method, keep, {"train": train, "val": val}, args, device, peak, ema_scale))
                     print(format_table(rows[-1:], memory_label).splitlines()[-1], flush=True)

@@ -1,23 +1,34 @@
-"""Training throughput per method, against a naive reference loop on the same images, in one run.
+"""Training throughput per method, against the Hugging Face Trainer and a naive loop on the same images, in one run.
 
     python benchmarks/training_throughput.py                       # tiny CLIP + SigLIP on CPU
     python benchmarks/training_throughput.py --images 960 --epochs 3 --batch-size 64
     python benchmarks/training_throughput.py --device cuda --clip /models/clip-vit-base-patch16 \\
         --siglip /models/siglip-base-patch16-224 --image-size 224
 
-Data: the demo generator writes JPEGs (Kaggle layout) to a temporary folder. Both loops train
-on exactly those files, with the same backbone, batch size and optimizer (AdamW).
+Data: the demo generator writes JPEGs (Kaggle layout) to a temporary folder. The three loops
+train on exactly those files, with the same backbone, batch size and optimizer (AdamW).
 
 * ours: the files are decoded once into the uint8 cache (timed, reported apart); each method
   then trains through ``har_kedro.training.loop.fit`` (augmentation on tensors, head from the
   class prompts, AMP where the device has it). A linear probe runs the backbone once to cache
   features; its feature pass is reported apart from its epochs.
+* trainer: the peer a user would pick instead, ``transformers.Trainer`` fine-tuning
+  ``AutoModelForImageClassification.from_pretrained(backbone)`` (``CLIPForImageClassification`` /
+  ``SiglipForImageClassification``: the backbone's vision weights, mean-pooled tokens into a new
+  linear classifier, every weight trained) on a ``torch.utils.data.Dataset`` that opens each JPEG
+  with PIL and runs ``AutoImageProcessor.from_pretrained(backbone)`` on it, through the Trainer's
+  DataLoader with ``--trainer-workers`` persistent worker processes (default min(8, cores));
+  AdamW (fused on CUDA), bf16 and TF32 on CUDA only, no evaluation, saving or reporting. Its
+  epochs are timed by a callback (see ``gpu_training.train_with_hf_trainer``); the Trainer's own
+  ``train_samples_per_second``, which includes the first epoch and the workers' start, is printed
+  beside it.
 * naive: what public HAR fine-tuning scripts do every step: open the JPEGs with PIL, run the
   HuggingFace image processor, tokenize the class prompts, run the whole two-tower model in
   fp32 and take cross-entropy on ``logits_per_image`` (full fine-tune).
 
 Figures are training images per second, median over the epochs after the first (warm-up);
-evaluation is excluded from both. The ratio printed is ours (full) / naive (full).
+evaluation is excluded everywhere. The ratios printed are ours (full) / Trainer and ours (full) /
+naive (full).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +63,9 @@ from har_kedro.training.config import TrainConfig
 from har_kedro.training.device import select_device
 from har_kedro.training.loop import Split, fit
 from har_kedro.training.runner import build_classifier, cache_features, seed_everything
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_training import default_loader_workers, train_with_hf_trainer  # noqa: E402  (the peer, shared with the GPU script)
 
 LOSS = {"clip": "cross_entropy", "siglip": "sigmoid"}
 METHODS = ("linear_probe", "lora", "full")
@@ -138,7 +153,21 @@ def run_naive(family: str, source: str, paths: list[str], labels: np.ndarray, ar
     return {"loop": "naive", "family": family, "method": "full", "images_per_second": rate, "epoch_seconds": len(paths) / rate, "feature_pass_seconds": 0.0, "trainable_parameters": trainable, "peak_memory_mb": float("nan")}
 
 
+def run_trainer(family: str, source: str, paths: list[str], labels: np.ndarray, args: argparse.Namespace, device: torch.device, workdir: Path) -> dict:
+    """The peer: ``transformers.Trainer`` fine-tuning ``AutoModelForImageClassification`` on the JPEGs (full)."""
+    torch.manual_seed(0)
+    run = train_with_hf_trainer(source, paths, labels.tolist(), device, workdir / f"trainer_{family}", args.batch_size, args.epochs, workers=args.trainer_workers)
+    rates = [len(paths) / seconds for seconds in run.epoch_seconds]
+    rate = statistics.median(rates[1:] if len(rates) > 1 else rates)
+    return {
+        "loop": "trainer", "family": family, "method": "full", "images_per_second": rate, "epoch_seconds": len(paths) / rate,
+        "feature_pass_seconds": 0.0, "trainable_parameters": run.trainable_parameters, "peak_memory_mb": run.peak_memory_mb,
+        "trainer_samples_per_second": run.trainer_samples_per_second, "processor": run.processor, "workers": run.workers,
+    }
+
+
 def main() -> None:
+    """Decode once, then time ours per method, the Trainer and the naive loop per family; print rows and ratios."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=480, help="training images per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop; the first is warm-up")
@@ -149,14 +178,17 @@ def main() -> None:
     parser.add_argument("--siglip", help="local SigLIP directory or Hub id (default: a tiny SigLIP built here)")
     parser.add_argument("--families", nargs="+", default=["clip", "siglip"], choices=["clip", "siglip"])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: one per core; 1 on a busy shared machine)")
+    parser.add_argument("--trainer-workers", type=int, default=default_loader_workers(), help="DataLoader workers of the Trainer row (default: cores, at most 8)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up and is not counted")
     device = select_device(args.device)
+    transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    torch.set_num_threads(os.cpu_count() or 1)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {device}, torch {torch.__version__}")
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), device {device}, torch {torch.__version__}")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,19 +203,32 @@ def main() -> None:
             for method in args.methods:
                 rows.append(run_ours(method, family, source, cache, labels, args, device))
                 print(_format(rows[-1]))
+            rows.append(run_trainer(family, source, paths, labels, args, device, Path(tmp)))
+            print(_format(rows[-1]))
             rows.append(run_naive(family, source, paths, labels, args, device))
             print(_format(rows[-1]))
-            ours_full = next((r for r in rows if r["family"] == family and r["loop"] == "ours" and r["method"] == "full"), None)
-            if ours_full:
-                print(f"  {family}: ours full / naive full = {ours_full['images_per_second'] / rows[-1]['images_per_second']:.2f}x")
+            line = ratio_line(rows, family)
+            if line:
+                print(line)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
 
 
+def ratio_line(rows: list[dict], family: str) -> str:
+    """Ours (full) over the Trainer and over the naive loop, for ``family``; empty without an ours-full row."""
+    rate = {r["loop"]: r["images_per_second"] for r in rows if r["family"] == family and r["method"] == "full"}
+    if "ours" not in rate:
+        return ""
+    parts = [f"ours full / {name} full = {rate['ours'] / rate[loop]:.2f}x" for loop, name in (("trainer", "Trainer"), ("naive", "naive")) if rate.get(loop)]
+    return f"  {family}: " + ", ".join(parts)
+
+
 def _format(row: dict) -> str:
     extra = f", feature pass {row['feature_pass_seconds']:.2f} s once" if row["feature_pass_seconds"] else ""
+    if row["loop"] == "trainer":
+        extra = f", {row['processor']} in {row['workers']} workers; Trainer's own {row['trainer_samples_per_second']:.1f} img/s incl. warm-up"
     return (
-        f"  {row['family']:<6} {row['loop']:<5} {row['method']:<12} {row['images_per_second']:9.1f} img/s"
+        f"  {row['family']:<6} {row['loop']:<7} {row['method']:<12} {row['images_per_second']:9.1f} img/s"
         f"  {row['epoch_seconds']:7.2f} s/epoch  {row['trainable_parameters']:>11,} trainable{extra}"
     )
 

@@ -207,6 +207,7 @@ def test_prepare_train_batch_shapes_and_reproducibility():
     torch.testing.assert_close(plain, prepare_eval_batch(images, MEAN, STD, 32, "cpu"), rtol=0, atol=1e-4)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_same_result_on_gpu_as_on_cpu():
     images = _uint8_batch(4, 32)

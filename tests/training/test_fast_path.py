@@ -272,6 +272,7 @@ def _synchronising_calls(source: str, images: int, cache: bool | str) -> int:
     return sum("synchroniz" in str(w.message).lower() for w in caught)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("cache", [True, False])
 def test_the_hot_loop_does_not_wait_on_the_gpu(tiny_backbones, cache):
