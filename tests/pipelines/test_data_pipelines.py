@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,7 @@ def _versions(path: Path) -> list[str]:
 
 
 def test_demo_ingestion_and_preprocessing(run_pipeline, project, tmp_path):
-    start = time.perf_counter()
     context = run_pipeline("ingestion")
-    ingestion_s = time.perf_counter() - start
     catalog = context.catalog
     manifest = catalog.load("manifest")
     rejected = catalog.load("rejected_images")
@@ -43,9 +40,7 @@ def test_demo_ingestion_and_preprocessing(run_pipeline, project, tmp_path):
     assert set(manifest["label"]) == set(HAR_CLASSES)
     assert manifest.groupby("label")["split"].value_counts().unstack().min().min() >= 1
 
-    start = time.perf_counter()
     context = run_pipeline("preprocessing")
-    preprocessing_s = time.perf_counter() - start
     cache = ImageCache(context.catalog.load("image_cache"))
     size = context.params["preprocessing"]["image_size"]
     for split in ("train", "val", "test"):
@@ -57,7 +52,6 @@ def test_demo_ingestion_and_preprocessing(run_pipeline, project, tmp_path):
     assert context.catalog.load("class_names") == list(HAR_CLASSES)
     prompts = context.catalog.load("class_prompts")
     assert prompts["using_laptop"][0] == "a photo of a person using a laptop."
-    assert ingestion_s < 60 and preprocessing_s < 60, (ingestion_s, preprocessing_s)
 
     # A second run adds versions; unchanged inputs give the same manifest bytes and reuse the cache.
     run_pipeline("ingestion")
