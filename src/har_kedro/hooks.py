@@ -47,6 +47,8 @@ class MissingInputsHook:
 
 def _never_written(pipeline: Pipeline, catalog: Any) -> set[str]:
     """The pipeline's stored (versioned, not optional) inputs that have no saved version."""
+    # Imported here, not at the top: settings.py imports this module on every kedro command, and the
+    # datasets package (like the pipeline registry below) pulls in torch, seconds of start-up for nothing.
     from har_kedro.datasets.optional import OptionalDataset
 
     missing = set()

@@ -2,8 +2,9 @@
 
 Each saved version is a small JSON pointer; the arrays live in ``<store>/<fingerprint>/``
 as ``.npy`` files that loaders memory-map. Large arrays are written block by block with
-plain file writes, so saving one costs the memory of a block, not of the array. Saving a bundle whose fingerprint is already
-in the store writes only a new pointer and never calls the arrays' ``fill`` functions,
+plain file writes, so saving one costs the memory of a block, not of the array. Saving a
+bundle whose fingerprint is already in the store writes only a new pointer and never calls
+the arrays' producers (``blocks`` / ``fill``),
 so re-running preprocessing over unchanged inputs costs a hash, not a multi-GB decode
 and copy, while every run still gets its own catalog version.
 """
@@ -49,6 +50,7 @@ class LazyArray:
     def __post_init__(self) -> None:
         if (self.fill is None) == (self.blocks is None):
             raise ValueError("LazyArray needs exactly one of fill or blocks")
+
 
 @dataclass
 class ArrayBundle:
