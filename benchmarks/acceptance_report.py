@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_training import PEAK_BF16_TFLOPS, Row, Shape, peer_ratios, train_flops_per_image  # noqa: E402
+from gpu_training import (  # noqa: E402
+    PEAK_BF16_TFLOPS,
+    Row,
+    Shape,
+    peer_ratios,
+    train_flops_per_image,
+)
 
 SMOKE_MODELS = ("clip", "aclip", "siglip")
 

@@ -25,14 +25,15 @@ from pathlib import Path
 import torch
 import transformers
 
+from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.prompts import build_class_prompts
 from har_kedro.models.aclip import measure_step_speedup
 from har_kedro.models.backbones import load_backbone
+from har_kedro.models.device import autocast, autocast_dtype, select_device
 from har_kedro.models.tiny import build_tiny_backbone
-from har_kedro.training.config import TrainConfig
-from har_kedro.training.device import autocast, autocast_dtype, select_device
-from har_kedro.training.runner import build_classifier, seed_everything
+from har_kedro.training.fast_path import training_classifier
+from har_kedro.training.seeding import seed_everything
 
 
 def main() -> None:
@@ -61,9 +62,9 @@ def main() -> None:
         for selection in args.selections:
             for keep, ema_scale in [(k, e) for k in args.keep_ratios for e in args.ema_scales]:
                 aclip = {"selection": selection, "keep_ratio": keep, "ema_image_scale": ema_scale}
-                config = TrainConfig(method="full", loss="contrastive", device=str(device), progress=False, aclip=aclip)
+                config = TrainConfig.from_params(dict(method="full", loss="contrastive", device=str(device), progress=False, aclip=aclip))
                 seed_everything(0)
-                model = build_classifier(load_backbone(source), HAR_CLASSES, prompts, config, device, args.image_size)
+                model = training_classifier(load_backbone(source), HAR_CLASSES, prompts, config, device, args.image_size)
                 view = f"{model.ema_image_size}px"
                 for batch in args.batch_sizes:
                     images = torch.randint(0, 256, (batch, args.image_size, args.image_size, 3), dtype=torch.uint8)

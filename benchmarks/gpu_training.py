@@ -15,7 +15,7 @@ Rows, per model:
 * ``full``, ``lora`` (rank 16, alpha 32, dropout 0.1 on q/k/v/out of every vision layer, as in
   ``conf/base/parameters_training.yml``) and, for CLIP, ``aclip@<keep>`` (A-CLIP with ``keep_ratio``
   <keep>; ``aclip@<keep>/ema@<scale>`` with the EMA tower scoring a view downscaled to
-  ``ema_image_scale`` <scale> of the side): the project's own ``build_classifier`` + ``fit`` over a random uint8 cache of ``--images``
+  ``ema_image_scale`` <scale> of the side): the project's own ``training_classifier`` + ``fit`` over a random uint8 cache of ``--images``
   images, batch ``--batch-size``, AdamW, bf16 autocast on CUDA, the fast-path settings given here.
   img/s is ``fit``'s own figure (images / seconds of the epoch's training steps, evaluation excluded),
   from the last epoch; the first one pays for warm-up (and compilation).
@@ -80,17 +80,26 @@ import torch
 import transformers
 from PIL import Image
 
+from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.prompts import build_class_prompts
 from har_kedro.models.aclip import ema_image_size
-from har_kedro.models.backbones import DEFAULT_NORMALISATION, Backbone, quiet_default_config_warnings
+from har_kedro.models.backbones import (
+    DEFAULT_NORMALISATION,
+    Backbone,
+    quiet_default_config_warnings,
+)
+from har_kedro.models.device import (
+    autocast_dtype,
+    peak_memory_mb,
+    reset_peak_memory,
+    select_device,
+)
 from har_kedro.models.methods import count_parameters
 from har_kedro.models.tiny import build_word_tokenizer
-from har_kedro.training.config import TrainConfig
-from har_kedro.training.device import autocast_dtype, peak_memory_mb, reset_peak_memory, select_device
-from har_kedro.training.fast_path import nbytes, resolve_cache_mode
+from har_kedro.training.fast_path import nbytes, resolve_cache_mode, training_classifier
 from har_kedro.training.loop import Split, fit
-from har_kedro.training.runner import build_classifier, seed_everything
+from har_kedro.training.seeding import seed_everything
 
 EPOCH_IMAGES = 10_080  # the HAR training split: 80 % of 12,600 labelled images
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, in TFLOP/s; first match wins.
@@ -304,22 +313,21 @@ def aclip_label(keep: float, ema_scale: float) -> str:
 def run_ours(
     shape: Shape, method: str, keep: float, data: dict[str, Split], args: argparse.Namespace, device: torch.device, peak: float | None, ema_scale: float = 1.0
 ) -> Row:
-    """``build_classifier`` + ``fit`` exactly as a training run does; img/s from the last epoch."""
+    """``training_classifier`` + ``fit`` exactly as a training run does; img/s from the last epoch."""
     aclip = {"keep_ratio": keep, "ema_image_scale": ema_scale, "measure_speedup": False} if method == "aclip" else None
-    config = TrainConfig(
+    config = TrainConfig.from_params(dict(
         method="lora" if method == "lora" else "full", loss="contrastive" if aclip else LOSS[shape.family], epochs=args.epochs,
         batch_size=args.batch_size, effective_batch_size=args.batch_size, eval_batch_size=args.batch_size, lr=1e-5,
         warmup_ratio=0.0, early_stopping_patience=0, device=str(device), progress=False, lora=dict(LORA, rank=args.lora_rank),
         aclip=aclip, cache_on_device=args.cache_on_device, compile=args.compile, compile_mode=args.compile_mode,
         activation_checkpointing=args.activation_checkpointing, tf32=True,
-    )
-    config.validate("benchmark")
+    ), where="benchmark")
     seed_everything(0)
     label = aclip_label(keep, ema_scale) if aclip else method
     flops = train_flops_per_image(shape, method, keep, args.lora_rank, len(LORA["targets"]), args.batch_size, ema_scale=ema_scale)
     tokens = (1 + max(1, int(np.floor(keep * shape.patches + 0.5)))) if aclip else shape.tokens
     try:
-        model = build_classifier(build_backbone(shape, device), HAR_CLASSES, prompt_texts(), config, device, shape.image_size)
+        model = training_classifier(build_backbone(shape, device), HAR_CLASSES, prompt_texts(), config, device, shape.image_size)
         trainable, _ = count_parameters(model)
         result = fit(model, data["train"], data["val"], config, device, seed=0)
     except torch.OutOfMemoryError:
@@ -491,7 +499,11 @@ def train_with_hf_trainer(
     DataLoader with ``workers`` processes (persistent across epochs). Epoch ``k``'s time runs from the end of
     epoch ``k - 1`` (the start of training for the first) to the end of its last step.
     """
-    from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer
+    from transformers import (
+        AutoImageProcessor,
+        AutoModelForImageClassification,
+        Trainer,
+    )
 
     workers = default_loader_workers() if workers is None else workers
     processor = AutoImageProcessor.from_pretrained(str(model_dir))

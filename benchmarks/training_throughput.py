@@ -51,18 +51,20 @@ import torch
 import transformers
 from PIL import Image
 
+from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.decoding import decode_into
 from har_kedro.data.demo_generator import DemoSpec, generate_demo_dataset
 from har_kedro.data.prompts import build_class_prompts
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.classifier import FeatureClassifier
+from har_kedro.models.device import select_device
 from har_kedro.models.methods import count_parameters, set_trainable
 from har_kedro.models.tiny import build_tiny_backbone
-from har_kedro.training.config import TrainConfig
-from har_kedro.training.device import select_device
+from har_kedro.training.fast_path import training_classifier
 from har_kedro.training.loop import Split, fit
-from har_kedro.training.runner import build_classifier, cache_features, seed_everything
+from har_kedro.training.runner import cache_features
+from har_kedro.training.seeding import seed_everything
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_training import default_loader_workers, train_with_hf_trainer  # noqa: E402  (the peer, shared with the GPU script)
@@ -89,17 +91,17 @@ def steady_rate(history: list[dict]) -> float:
 
 
 def run_ours(method: str, family: str, source: str, cache: np.ndarray, labels: np.ndarray, args: argparse.Namespace, device: torch.device) -> dict:
-    config = TrainConfig(
+    config = TrainConfig.from_params(dict(
         method=method, loss=LOSS[family], epochs=args.epochs, batch_size=args.batch_size,
         effective_batch_size=args.batch_size, eval_batch_size=256, lr=1e-4, probe_lr=1e-3,
         early_stopping_patience=0, device=str(device), progress=False,
         lora={"rank": 8, "alpha": 16, "dropout": 0.0, "targets": ["q_proj", "k_proj", "v_proj", "out_proj"]},
         augment={"random_resized_crop": True, "horizontal_flip": True},
-    )
+    ))
     seed_everything(0)
     backbone = load_backbone(source)
     prompts = build_class_prompts(HAR_CLASSES)
-    model = build_classifier(backbone, HAR_CLASSES, prompts, config, device, args.image_size)
+    model = training_classifier(backbone, HAR_CLASSES, prompts, config, device, args.image_size)
     val = slice(0, min(32, len(labels)))
     feature_seconds = 0.0
     if method == "linear_probe":

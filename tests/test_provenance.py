@@ -7,7 +7,11 @@ from pathlib import Path
 from kedro.framework.cli.utils import _split_load_versions
 from kedro.io import DataCatalog
 
-from har_kedro.provenance import load_versions_option, reproduce_command, resolve_input_versions
+from har_kedro.provenance import (
+    load_versions_option,
+    reproduce_command,
+    resolve_input_versions,
+)
 
 
 def _catalog(root: Path, **kwargs) -> DataCatalog:

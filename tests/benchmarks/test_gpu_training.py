@@ -14,10 +14,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForImageClassification
 
+from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.losses import compute_loss
-from har_kedro.training.config import TrainConfig
-from har_kedro.training.runner import build_classifier, seed_everything
+from har_kedro.training.fast_path import training_classifier
+from har_kedro.training.seeding import seed_everything
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +48,10 @@ def one_thread():
 def _counted_flops_per_image(bench, shape, method: str, batch: int = 8, ema_scale: float = 1.0) -> float:
     """FLOPs torch counts for one training step (forward + backward), per image; math SDPA so attention is counted."""
     aclip = {"keep_ratio": 0.5, "ema_image_scale": ema_scale} if method == "aclip" else None
-    config = TrainConfig(
+    config = TrainConfig.from_params(dict(
         method="lora" if method == "lora" else "full", loss="contrastive" if aclip else bench.LOSS[shape.family],
         device="cpu", progress=False, lora=dict(bench.LORA, dropout=0.0), aclip=aclip,
-    )
+    ))
     seed_everything(0)
     backbone = bench.build_backbone(shape, CPU)
     images = torch.randint(0, 256, (batch, shape.image_size, shape.image_size, 3), dtype=torch.uint8)
@@ -60,7 +61,7 @@ def _counted_flops_per_image(bench, shape, method: str, batch: int = 8, ema_scal
         config.num_labels = len(HAR_CLASSES)
         model = AutoModelForImageClassification.from_config(config).train()
     elif method != "naive":  # outside the counter: building the head runs the text tower over every prompt
-        model = build_classifier(backbone, HAR_CLASSES, bench.prompt_texts(), config, CPU, shape.image_size).train()
+        model = training_classifier(backbone, HAR_CLASSES, bench.prompt_texts(), config, CPU, shape.image_size).train()
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         if method == "trainer":
             loss = model(pixel_values=torch.randn(batch, 3, shape.image_size, shape.image_size), labels=labels).loss

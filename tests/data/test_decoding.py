@@ -5,7 +5,12 @@ import pytest
 from PIL import Image
 
 import har_kedro.data.parallel as parallel
-from har_kedro.data.decoding import centre_square_box, decode_chunks, decode_into, decode_square
+from har_kedro.data.decoding import (
+    centre_square_box,
+    decode_chunks,
+    decode_into,
+    decode_square,
+)
 from tests.helpers import encode, photo_crop
 
 

@@ -1,12 +1,17 @@
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io.core import Version
 
 from har_kedro.data.decoding import decode_into
 from har_kedro.data.errors import DataInputError
-from har_kedro.data.image_cache import CacheSettings, ImageCache, cache_fingerprint, plan_image_cache
+from har_kedro.data.image_cache import (
+    CacheSettings,
+    ImageCache,
+    cache_fingerprint,
+    plan_image_cache,
+)
 from har_kedro.datasets import ContentAddressedArrayDataset, LazyArray
-from kedro.io.core import Version
 from tests.helpers import encode, photo_crop
 
 

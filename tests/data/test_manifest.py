@@ -1,13 +1,16 @@
-import io
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
 from har_kedro.data.errors import DataInputError
 from har_kedro.data.ingestion import collect, ingest, summarise
-from har_kedro.data.manifest import MANIFEST_COLUMNS, REJECTED_COLUMNS, SplitSpec, build_manifest
+from har_kedro.data.manifest import (
+    MANIFEST_COLUMNS,
+    REJECTED_COLUMNS,
+    SplitSpec,
+    build_manifest,
+)
 from har_kedro.data.source_config import SourceConfig
 from tests.helpers import encode, photo_crop, write_kaggle
 

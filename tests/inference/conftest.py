@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.prompts import build_class_prompts
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.classifier import ImageClassifier
-from har_kedro.training.config import TrainConfig
-from har_kedro.training.runner import build_classifier
+from har_kedro.models.factory import build_classifier
 from tests.helpers import encode, photo_crop
 from tests.models.conftest import tiny_backbones  # noqa: F401  (shared session fixture)
 
@@ -27,7 +27,7 @@ def make_classifier(backbone_dir: str, method: str = "full", loss: str = "cross_
     Fresh LoRA adapters are zero (B = 0) and would change nothing, so a merge or export bug
     involving them could not show; random B makes every adapter matter.
     """
-    config = TrainConfig(method=method, loss=loss, lora={"rank": 4, "alpha": 8.0, "dropout": 0.0})
+    config = TrainConfig.from_params({"method": method, "loss": loss, "lora": {"rank": 4, "alpha": 8.0, "dropout": 0.0}})
     classifier = build_classifier(load_backbone(backbone_dir), HAR_CLASSES, PROMPTS, config, torch.device("cpu"), image_size)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

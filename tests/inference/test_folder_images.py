@@ -5,7 +5,11 @@ import pytest
 
 from har_kedro.data.decoding import decode_into
 from har_kedro.data.errors import DataInputError
-from har_kedro.inference.folder_images import decode_image_files, list_image_files, sample_images
+from har_kedro.inference.folder_images import (
+    decode_image_files,
+    list_image_files,
+    sample_images,
+)
 from tests.inference.conftest import BAD, GOOD
 
 

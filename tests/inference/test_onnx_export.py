@@ -15,7 +15,7 @@ from har_kedro.inference.onnx_export import (
     serving_input,
 )
 from har_kedro.inference.settings import OnnxSettings
-from har_kedro.training.loop import predict_logits
+from har_kedro.models.predict import predict_logits
 from tests.inference.conftest import make_classifier
 
 CPU = torch.device("cpu")

@@ -5,9 +5,14 @@ import torch
 
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.decoding import decode_into
-from har_kedro.inference.predict import BAD_FILE_COLUMNS, predict_folder, prediction_columns, top_k_frame
+from har_kedro.inference.predict import (
+    BAD_FILE_COLUMNS,
+    predict_folder,
+    prediction_columns,
+    top_k_frame,
+)
 from har_kedro.inference.settings import InferenceConfigError, InferenceSettings
-from har_kedro.training.loop import predict_logits
+from har_kedro.models.predict import predict_logits
 from tests.inference.conftest import BAD, GOOD, make_classifier
 
 CPU = torch.device("cpu")

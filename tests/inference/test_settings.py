@@ -1,7 +1,11 @@
 import pytest
 
 from har_kedro.data.errors import DataInputError
-from har_kedro.inference.settings import InferenceConfigError, InferenceSettings, OnnxSettings
+from har_kedro.inference.settings import (
+    InferenceConfigError,
+    InferenceSettings,
+    OnnxSettings,
+)
 
 PREPROCESSING = {"image_size": 64, "resample": "bicubic"}
 

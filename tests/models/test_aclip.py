@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
+from har_kedro.config.aclip import AclipConfigError, AclipSettings
+from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.aclip import (
     AclipClassifier,
-    AclipConfigError,
-    AclipSettings,
     cls_attention,
     ema_image_size,
     ema_momentum,
@@ -26,13 +26,13 @@ from har_kedro.models.aclip import (
     top_patches,
     upsample_scores,
 )
+from har_kedro.models.augment import prepare_eval_batch
 from har_kedro.models.backbones import image_features, load_backbone
 from har_kedro.models.methods import count_parameters
 from har_kedro.models.tiny import ensure_tiny_backbone
-from har_kedro.training.augment import prepare_eval_batch
-from har_kedro.training.config import TrainConfig, TrainingConfigError
+from har_kedro.training.fast_path import training_classifier
 from har_kedro.training.loop import fit
-from har_kedro.training.runner import build_classifier, seed_everything
+from har_kedro.training.seeding import seed_everything
 from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
 
@@ -45,12 +45,12 @@ def _config(**overrides) -> TrainConfig:
         progress=False, early_stopping_patience=0, aclip={}, augment={"random_resized_crop": True, "horizontal_flip": True},
     )
     base.update(overrides)
-    return TrainConfig(**base)
+    return TrainConfig.from_params(base)
 
 
 def _model(source: str, size: int = 32, **overrides) -> AclipClassifier:
     seed_everything(0)
-    model = build_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, _config(**overrides), CPU, size)
+    model = training_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, _config(**overrides), CPU, size)
     assert isinstance(model, AclipClassifier)
     return model
 
@@ -273,7 +273,7 @@ def test_settings_errors_name_the_key(tiny_backbones):
     with pytest.raises(TrainingConfigError, match="loss: contrastive"):
         TrainConfig.from_params({"method": "full", "loss": "sigmoid", "aclip": {}})
     with pytest.raises(AclipConfigError, match="needs a CLIP backbone"):
-        build_classifier(load_backbone(tiny_backbones["siglip"]), HAR_CLASSES, PROMPTS, _config(), CPU, 32)
+        training_classifier(load_backbone(tiny_backbones["siglip"]), HAR_CLASSES, PROMPTS, _config(), CPU, 32)
 
 
 # --------------------------------------------------------------------------- training

@@ -9,19 +9,20 @@ import pytest
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 
+from har_kedro.config.lora import LoraSettings
+from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.backbones import load_backbone
-from har_kedro.models.lora import LoraSettings, apply_lora, target_regex
+from har_kedro.models.factory import build_classifier
+from har_kedro.models.lora import apply_lora, target_regex
 from har_kedro.models.methods import count_parameters, optimizer_groups, parameter_group
-from har_kedro.training.config import TrainConfig
-from har_kedro.training.runner import build_classifier
 from tests.models.conftest import PROMPTS
 
 CPU = torch.device("cpu")
 
 
 def _classifier(source, **overrides):
-    config = TrainConfig(device="cpu", progress=False, **overrides)
+    config = TrainConfig.from_params({"device": "cpu", "progress": False, **overrides})
     return build_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, CPU, 32)
 
 

@@ -259,8 +259,8 @@ def test_ensure_random_backbone_names_a_bad_setting(tmp_path: Path, settings: di
 
 
 def test_prepare_backbone_reports_a_bad_build_random_as_a_setting(tmp_path: Path) -> None:
+    from har_kedro.config.training import TrainingConfigError
     from har_kedro.pipelines.training.nodes import prepare_backbone
-    from har_kedro.training.config import TrainingConfigError
 
     with pytest.raises(TrainingConfigError, match=r"^model\.build_random has unknown keys"):
         prepare_backbone({"backbone": str(tmp_path / "m"), "build_random": {"family": "clip", "layers": 2}}, {"running": ["a person running."]})

@@ -14,8 +14,8 @@ from kedro.io.core import Version
 from har_kedro.data.decoding import decode_into
 from har_kedro.data.inspection import ImageRejected, inspect_image
 from har_kedro.datasets.trained_model import TrainedModelDataset
-from har_kedro.training.loop import predict_logits
-from har_kedro.training.runner import rebuild_classifier
+from har_kedro.models.factory import rebuild_classifier
+from har_kedro.models.predict import predict_logits
 from tests.pipelines.conftest import runner_for
 
 pytestmark = pytest.mark.slow

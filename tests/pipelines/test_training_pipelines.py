@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from har_kedro.data.image_cache import ImageCache
-from har_kedro.training.runner import HISTORY_COLUMNS, rebuild_classifier
+from har_kedro.models.factory import rebuild_classifier
+from har_kedro.training.runner import HISTORY_COLUMNS
 from tests.pipelines.conftest import runner_for
 
 pytestmark = pytest.mark.slow

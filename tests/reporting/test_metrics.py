@@ -15,7 +15,12 @@ from har_kedro.reporting.metrics import (
     top_k_accuracy,
 )
 from har_kedro.reporting.runs import select_runs
-from tests.reporting.conftest import CLASSES, make_history, make_predictions, make_run_info
+from tests.reporting.conftest import (
+    CLASSES,
+    make_history,
+    make_predictions,
+    make_run_info,
+)
 
 THREE = CLASSES[:3]
 # true  0 0 1 1 2 2

@@ -22,16 +22,15 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.aclip import AclipClassifier
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.classifier import FeatureClassifier, ImageClassifier
 from har_kedro.models.losses import class_logits
+from har_kedro.models.factory import build_classifier, rebuild_classifier, trained_model
 from har_kedro.models.methods import optimizer_groups, set_trainable
-from har_kedro.models.trained import TrainedModel
-from har_kedro.training.config import TrainConfig
 from har_kedro.training.fast_path import BatchFeed
-from har_kedro.training.runner import build_classifier, rebuild_classifier, trained_model_from
 from har_kedro.training.step import TrainStep
 from tests.models.conftest import PROMPTS
 
@@ -205,7 +204,7 @@ def test_a_trained_model_is_rebuilt_on_the_device(tiny_backbones: dict[str, str]
     """Inference rebuilds a classifier from saved weights onto its own device (a GPU-trained model's are on the host)."""
     model, config = _build(tiny_backbones, case, device=torch.device("cpu"))
     family, _ = CASES[case]
-    trained = trained_model_from(model, tiny_backbones[family], config, HAR_CLASSES, PROMPTS, SIZE)
+    trained = trained_model(model, tiny_backbones[family], config, HAR_CLASSES, PROMPTS, SIZE)
     assert all(t.device.type == "cpu" for t in trained.state.values())
     with StrictDevices():
         rebuilt = rebuild_classifier(trained, META)

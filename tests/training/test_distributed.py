@@ -11,7 +11,6 @@ import dataclasses
 import shutil
 import signal
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,18 +18,28 @@ import torch
 import torch.multiprocessing as mp
 from kedro.io.core import Version
 
+from har_kedro.config.distributed import DistributedSettings
+from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.image_cache import ImageCache
 from har_kedro.datasets import ArrayBundle, ContentAddressedArrayDataset
 from har_kedro.models.backbones import load_backbone
+from har_kedro.models.factory import build_classifier
 from har_kedro.training.checkpoint import latest_checkpoint, load_checkpoint
-from har_kedro.training.config import TrainConfig, TrainingConfigError
-from har_kedro.training.distributed import SINGLE_PROCESS, DistributedSettings, derived_seed
-from har_kedro.training.launch import DistributedTrainingError, fit_in_processes, launch_processes
-from har_kedro.training.runner import build_classifier, run_training
+from har_kedro.training.distributed import SINGLE_PROCESS, derived_seed
+from har_kedro.training.launch import (
+    DistributedTrainingError,
+    fit_in_processes,
+    launch_processes,
+)
+from har_kedro.training.run_inputs import RunInputs
+from har_kedro.training.runner import run_training
 from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
-from tests.training.distributed_workers import compare_gathered_losses, fail_in_the_last_process
+from tests.training.distributed_workers import (
+    compare_gathered_losses,
+    fail_in_the_last_process,
+)
 
 CPU = torch.device("cpu")
 TWO = {"num_processes": 2}
@@ -53,6 +62,10 @@ def image_cache(tmp_path_factory: pytest.TempPathFactory) -> ImageCache:
     return ImageCache(dataset.load())
 
 
+def _run(cache: ImageCache, source: str, config: TrainConfig) -> RunInputs:
+    return RunInputs(cache, HAR_CLASSES, PROMPTS, source, config, 0, 32, CPU, None, {"backbone": source})
+
+
 def _config(**overrides) -> TrainConfig:
     # No augmentation and no dropout: then one and two processes see exactly the same numbers.
     base = dict(
@@ -60,7 +73,7 @@ def _config(**overrides) -> TrainConfig:
         early_stopping_patience=0, warmup_ratio=0.2, augment={"random_resized_crop": False, "horizontal_flip": False},
     )
     base.update(overrides)
-    return TrainConfig(**base)
+    return TrainConfig.from_params(base)
 
 
 def _assert_same_training(one, two) -> None:
@@ -95,7 +108,7 @@ def test_two_processes_train_like_one(tiny_backbones, image_cache, tmp_path, ove
     config = _config(**overrides)
     one = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], config, 7, tmp_path / "one")
     two = run_training(
-        "clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], dataclasses.replace(config, distributed=TWO), 7, tmp_path / "two"
+        "clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], dataclasses.replace(config, distributed=DistributedSettings(**TWO)), 7, tmp_path / "two"
     )
     assert two.run_info["processes"] == 2 and one.run_info["processes"] == 1
     _assert_same_training(one, two)
@@ -111,7 +124,7 @@ def test_aclip_in_two_processes_trains_like_one_and_resumes(tiny_backbones, imag
     checkpoints (with every process's random streams) and a resumed run ends where the whole run did."""
     config = _config(loss="contrastive", aclip={"selection": "attentive", "measure_speedup": False})
     one = run_training("aclip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], config, 3, tmp_path / "one")
-    config_two = dataclasses.replace(config, distributed=TWO)
+    config_two = dataclasses.replace(config, distributed=DistributedSettings(**TWO))
     two = run_training("aclip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], config_two, 3, tmp_path / "two")
     _assert_same_training(one, two)
     for key in ("ema_val_accuracy", "ema_test_accuracy", "tokens_kept_fraction", "views_trained"):
@@ -182,7 +195,7 @@ def test_kedro_started_by_torchrun_is_refused(tiny_backbones, image_cache, monke
     config = _config(distributed=TWO)
     model = build_classifier(load_backbone(tiny_backbones["clip"]), HAR_CLASSES, PROMPTS, config, CPU, 32)
     with pytest.raises(DistributedTrainingError, match="run `kedro run` as a plain command"):
-        fit_in_processes(model, image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], config, 0, 32, CPU)
+        fit_in_processes(model, _run(image_cache, tiny_backbones["clip"], config))
 
 
 def test_a_port_in_use_is_refused_before_anything_starts(tiny_backbones, image_cache):
@@ -191,7 +204,7 @@ def test_a_port_in_use_is_refused_before_anything_starts(tiny_backbones, image_c
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        taken = dataclasses.replace(config, distributed={**TWO, "main_process_port": busy.getsockname()[1]})
+        taken = dataclasses.replace(config, distributed=DistributedSettings(**TWO, main_process_port=busy.getsockname()[1]))
         with pytest.raises(DistributedTrainingError, match="choose a free main_process_port"):
-            fit_in_processes(model, image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], taken, 0, 32, CPU)
+            fit_in_processes(model, _run(image_cache, tiny_backbones["clip"], taken))
 

@@ -15,18 +15,20 @@ import pytest
 import torch
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.losses import compute_loss
-from har_kedro.training.config import TrainConfig, TrainingConfigError
 from har_kedro.training.fast_path import (
     BatchFeed,
     DeviceCacheError,
     compile_vision_layers,
     resolve_cache_mode,
+    training_classifier,
 )
-from har_kedro.training.loop import Split, _micro_batches, fit, run_fingerprint
-from har_kedro.training.runner import build_classifier, seed_everything
+from har_kedro.training.fingerprint import run_fingerprint
+from har_kedro.training.loop import Split, _micro_batches, fit
+from har_kedro.training.seeding import seed_everything
 from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
 
@@ -40,7 +42,7 @@ def _config(**overrides) -> TrainConfig:
         early_stopping_patience=0, augment={"random_resized_crop": True, "horizontal_flip": True}, lora=LORA,
     )
     base.update(overrides)
-    return TrainConfig(**base)
+    return TrainConfig.from_params(base)
 
 
 def _variant(name: str, **overrides) -> TrainConfig:
@@ -53,7 +55,7 @@ def _variant(name: str, **overrides) -> TrainConfig:
 
 def _model(source: str, config: TrainConfig):
     seed_everything(0)
-    return build_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, CPU, 32)
+    return training_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, CPU, 32)
 
 
 def _loss_and_grads(model, config: TrainConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
@@ -260,7 +262,7 @@ def test_speed_settings_do_not_block_a_resume():
 def _synchronising_calls(source: str, images: int, cache: bool | str) -> int:
     config = _config(device="cuda", epochs=1, effective_batch_size=8, cache_on_device=cache)
     seed_everything(0)
-    model = build_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, torch.device("cuda"), 32)
+    model = training_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, torch.device("cuda"), 32)
     train, val = separable_split(images, 1), separable_split(15, 2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

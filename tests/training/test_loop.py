@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.classifier import FeatureClassifier
-from har_kedro.training.config import TrainConfig, TrainingConfigError
-from har_kedro.training.loop import ResumeMismatchError, Split, fit, trainable_state
-from har_kedro.training.runner import build_classifier, cache_features, seed_everything
+from har_kedro.training.fast_path import training_classifier
+from har_kedro.training.fingerprint import ResumeMismatchError
+from har_kedro.training.loop import Split, fit, trainable_state
+from har_kedro.training.runner import cache_features
+from har_kedro.training.seeding import seed_everything
 from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
 
@@ -26,12 +29,12 @@ def _config(**overrides) -> TrainConfig:
         early_stopping_patience=0, augment={"random_resized_crop": True, "horizontal_flip": True}, warmup_ratio=0.2,
     )
     base.update(overrides)
-    return TrainConfig(**base)
+    return TrainConfig.from_params(base)
 
 
 def _model(source: str, config: TrainConfig):
     seed_everything(0)
-    return build_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, CPU, 32)
+    return training_classifier(load_backbone(source), HAR_CLASSES, PROMPTS, config, CPU, 32)
 
 
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_backbones, tmp_path):

@@ -9,7 +9,7 @@ from typing import Any
 from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
 from safetensors.torch import load_file, save_file
 
-from har_kedro.models.trained import TrainedModel
+from har_kedro.config.model_spec import ModelSpec, TrainedModel
 
 WEIGHTS = "weights.safetensors"
 CONFIG = "model_config.json"
@@ -36,14 +36,17 @@ class TrainedModelDataset(AbstractVersionedDataset[TrainedModel, TrainedModel]):
         path = Path(str(self._get_load_path()))
         if not (path / WEIGHTS).is_file():
             raise DatasetError(f"{path} holds no {WEIGHTS}; train the model first (kedro run --pipeline=train_<model>).")
-        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-        return TrainedModel(load_file(str(path / WEIGHTS)), config)
+        try:
+            spec = ModelSpec.from_dict(json.loads((path / CONFIG).read_text(encoding="utf-8")), where=str(path / CONFIG))
+        except (OSError, ValueError) as error:
+            raise DatasetError(f"{path / CONFIG} cannot be read as a model spec: {error}") from None
+        return TrainedModel(load_file(str(path / WEIGHTS)), spec)
 
     def save(self, data: TrainedModel) -> None:
         path = Path(str(self._get_save_path()))
         path.mkdir(parents=True, exist_ok=False)
         save_file({k: v.contiguous() for k, v in data.state.items()}, str(path / WEIGHTS), metadata={"format": "har_kedro.trained_model/1"})
-        (path / CONFIG).write_text(json.dumps(data.config, indent=2, sort_keys=True), encoding="utf-8")
+        (path / CONFIG).write_text(json.dumps(data.spec.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
 
 
 class CheckpointStoreDataset(AbstractDataset[None, Path]):

@@ -27,11 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from har_kedro.inference.predict import predict_probabilities
 from har_kedro.inference.settings import OnnxSettings
 from har_kedro.models.backbones import image_features
 from har_kedro.models.classifier import ImageClassifier
 from har_kedro.models.losses import class_logits
-from har_kedro.training.augment import prepare_eval_batch
+from har_kedro.models.predict import predict_logits
+from har_kedro.models.augment import prepare_eval_batch
 
 logger = logging.getLogger(__name__)
 
@@ -216,10 +218,7 @@ def parity_report(
     The PyTorch side is the inference path itself (the rebuilt classifier, adapters unmerged,
     fp32 on the CPU), so the report covers the export wrapper and the LoRA merge as well.
     """
-    import onnxruntime
-
-    from har_kedro.inference.predict import predict_probabilities
-    from har_kedro.training.loop import predict_logits
+    import onnxruntime  # optional at import time: only the parity check needs it
 
     report: dict[str, Any] = {
         "images": int(len(images)),

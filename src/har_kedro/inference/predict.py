@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from har_kedro.inference.folder_images import BadFile, decode_image_files, list_image_files
 from har_kedro.inference.settings import InferenceConfigError, InferenceSettings
 from har_kedro.models.classifier import ImageClassifier
-from har_kedro.training.loop import predict_logits
+from har_kedro.models.predict import predict_logits
 
 logger = logging.getLogger(__name__)
 

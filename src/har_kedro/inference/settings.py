@@ -13,7 +13,7 @@ from typing import Any
 from har_kedro.data.decoding import RESAMPLING
 from har_kedro.data.errors import DataInputError
 from har_kedro.data.parallel import resolve_workers
-from har_kedro.training.config import AMP_MODES
+from har_kedro.config.training import AMP_MODES
 
 PIXEL_FORMATS = ("uint8", "float")
 

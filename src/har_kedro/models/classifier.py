@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from har_kedro.models.backbones import Backbone, image_features, text_features, tokenize
-from har_kedro.training.augment import AugmentConfig, prepare_eval_batch, prepare_train_batch
+from har_kedro.config.augment import AugmentConfig
+from har_kedro.models.augment import prepare_eval_batch, prepare_train_batch
 
 
 @torch.no_grad()

@@ -10,35 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
-ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
-MLP = ("fc1", "fc2")
-_KNOWN = set(ATTENTION) | set(MLP)
+from har_kedro.config.lora import LoraSettings
+
 _TOWER_PREFIX = {"vision": r"vision_model\.encoder\.layers\.\d+", "text": r"text_model\.encoder\.layers\.\d+"}
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    rank: int = 16
-    alpha: float = 32.0
-    dropout: float = 0.0
-    targets: tuple[str, ...] = ATTENTION
-    towers: tuple[str, ...] = ("vision",)
-    extra: dict[str, object] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        unknown = sorted(set(self.targets) - _KNOWN)
-        if unknown or not self.targets:
-            raise ValueError(f"lora.targets {list(self.targets)} must be a non-empty subset of {sorted(_KNOWN)}")
-        bad_towers = sorted(set(self.towers) - set(_TOWER_PREFIX))
-        if bad_towers or not self.towers:
-            raise ValueError(f"lora.towers {list(self.towers)} must be a non-empty subset of {sorted(_TOWER_PREFIX)}")
-        if self.rank < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
-            raise ValueError(f"lora needs rank >= 1, alpha > 0 and 0 <= dropout < 1; got {self.rank}, {self.alpha}, {self.dropout}")
 
 
 def target_regex(targets: Sequence[str], towers: Sequence[str] = ("vision",)) -> str:

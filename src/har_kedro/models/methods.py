@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from torch import nn
 
-METHODS = ("zero_shot", "linear_probe", "lora", "full", "lp_ft")
-GROUPS = ("vision", "text", "projection", "head")
+from har_kedro.config.training import GROUPS, METHODS
+
 _PROJECTION_PREFIXES = ("model.visual_projection", "model.text_projection", "model.vision_model.head.")
 
 

@@ -26,21 +26,22 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from har_kedro.training.config import TrainConfig
+from har_kedro.config.training import CACHE_MODES, COMPILE_MODES, TrainConfig
+from har_kedro.models.backbones import Backbone
+from har_kedro.models.classifier import ImageClassifier
+from har_kedro.models.device import upload
+from har_kedro.models.factory import build_classifier
 
 logger = logging.getLogger(__name__)
 
-CACHE_MODES = ("device", "stream", "host")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # ``cache_on_device: auto`` keeps the arrays on the GPU only while they take at most this share of
 # the memory free before training; the rest is left to weights, optimizer state and activations.
 DEVICE_CACHE_FRACTION = 0.25
@@ -57,36 +58,16 @@ __all__ = [
     "apply_speed_settings",
     "compile_vision_layers",
     "enable_activation_checkpointing",
-    "fast_path_problem",
     "gather_rows",
     "nbytes",
     "resolve_cache_mode",
     "set_tf32",
-    "upload",
+    "training_classifier",
 ]
 
 
 class DeviceCacheError(ValueError):
     """``cache_on_device: true`` was asked for but the cache does not fit in the GPU's free memory."""
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def fast_path_problem(config: TrainConfig) -> str | None:
-    """What is wrong with the fast-path settings of ``config`` (``"<key> …"``), or None when they are valid."""
-    cache = config.cache_on_device
-    if not (isinstance(cache, bool) or cache == "auto"):
-        return f"cache_on_device is {cache!r}; use auto, true or false."
-    for name in ("compile", "activation_checkpointing", "tf32"):
-        if not isinstance(getattr(config, name), bool):
-            return f"{name} must be true or false, got {getattr(config, name)!r}."
-    if config.compile_mode not in COMPILE_MODES:
-        return f"compile_mode is {config.compile_mode!r}; use one of {list(COMPILE_MODES)}."
-    steps = config.log_every_steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        return f"log_every_steps must be a positive integer, got {steps!r}."
-    return None
 
 
 def nbytes(inputs: np.ndarray | torch.Tensor) -> int:
@@ -116,18 +97,6 @@ def resolve_cache_mode(setting: bool | str, device: torch.device, size_bytes: in
 
 
 # --------------------------------------------------------------------------- moving data
-
-
-def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A host tensor on ``device`` without blocking the host.
-
-    On CUDA a copy from pageable memory first waits for the stream to drain; a copy from pinned
-    memory does not. The pinned block comes from torch's caching host allocator, which keeps it
-    until the copy has finished, so the caller may drop it at once.
-    """
-    if device.type == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
 
 
 def gather_rows(inputs: np.ndarray | torch.Tensor, index: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -321,3 +290,16 @@ def apply_speed_settings(model: _Model, config: TrainConfig, device: torch.devic
         count = compile_vision_layers(model, config.compile_mode, compile_backend)
         logger.info("torch.compile (%s, mode %s) on %d vision encoder layers", compile_backend, config.compile_mode, count)
     return model
+
+
+def training_classifier(
+    backbone: Backbone,
+    class_names: Sequence[str],
+    class_prompts: Mapping[str, Sequence[str]],
+    config: TrainConfig,
+    device: torch.device,
+    image_size: int,
+) -> ImageClassifier:
+    """:func:`~har_kedro.models.factory.build_classifier` with the run's speed settings (after A-CLIP's EMA copy)."""
+    model = build_classifier(backbone, class_names, class_prompts, config, device, image_size)
+    return apply_speed_settings(model, config, device)

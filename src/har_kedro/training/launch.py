@@ -30,7 +30,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,11 +38,15 @@ from pathlib import Path
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from har_kedro.config.distributed import DistributedSettings
 from har_kedro.data.image_cache import ImageCache
+from har_kedro.models.backbones import load_backbone
 from har_kedro.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
-from har_kedro.training.config import TrainConfig
-from har_kedro.training.distributed import DistributedSettings, Ranks
-from har_kedro.training.loop import FitResult, Split, fit, load_trainable_state
+from har_kedro.training.distributed import Ranks
+from har_kedro.training.fast_path import training_classifier
+from har_kedro.training.loop import FitResult, fit, load_trainable_state
+from har_kedro.training.run_inputs import RunInputs
+from har_kedro.training.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -58,41 +62,18 @@ class DistributedTrainingError(RuntimeError):
 class WorkerJob:
     """Everything a training process needs, small enough to pickle (no arrays, no model)."""
 
-    cache: ImageCache
-    class_names: list[str]
-    class_prompts: dict[str, list[str]]
-    backbone_source: str
-    config: TrainConfig
-    seed: int
-    image_size: int
-    device_type: str  # "cuda" or "cpu"
-    checkpoint_dir: Path | None
+    run: RunInputs  # the cache by its path (memory-mapped again in the worker), the backbone by its source
     head_state: dict[str, torch.Tensor]
     result_dir: Path
     log_level: int = logging.INFO
 
 
-def distributed_settings(config: TrainConfig) -> DistributedSettings:
-    return DistributedSettings.from_params(config.distributed)
-
-
 # --------------------------------------------------------------------------- the Kedro side
 
 
-def fit_in_processes(
-    model: torch.nn.Module,
-    cache: ImageCache,
-    class_names: Sequence[str],
-    class_prompts: Mapping[str, Sequence[str]],
-    backbone_source: str,
-    config: TrainConfig,
-    seed: int,
-    image_size: int,
-    device: torch.device,
-    checkpoint_dir: Path | None = None,
-) -> FitResult:
+def fit_in_processes(model: torch.nn.Module, run: RunInputs) -> FitResult:
     """Fine-tune in ``distributed.num_processes`` processes; ``model`` ends with the best epoch's weights, as after ``fit()``."""
-    settings = distributed_settings(config)
+    settings, device = run.config.distributed, run.device
     _check_can_launch(settings, device)
     port = settings.main_process_port or _free_port(settings.main_process_ip)
     if settings.machine_rank == 0 and settings.main_process_port is not None:
@@ -103,20 +84,7 @@ def fit_in_processes(
         torch.cuda.empty_cache()
     scratch = Path(tempfile.mkdtemp(prefix="har_kedro_processes_"))
     try:
-        job = WorkerJob(
-            cache=ImageCache(dataclasses.replace(cache.stored, path=Path(cache.stored.path).resolve())),
-            class_names=list(class_names),
-            class_prompts={k: list(v) for k, v in class_prompts.items()},
-            backbone_source=backbone_source,
-            config=config,
-            seed=seed,
-            image_size=image_size,
-            device_type=device.type,
-            checkpoint_dir=Path(checkpoint_dir).resolve() if checkpoint_dir is not None else None,
-            head_state=head_state,
-            result_dir=scratch / "result",
-            log_level=logging.getLogger("har_kedro").getEffectiveLevel(),
-        )
+        job = WorkerJob(_portable(run), head_state, scratch / "result", logging.getLogger("har_kedro").getEffectiveLevel())
         logger.info(
             "Training in %d processes (%d on this machine, machine %d of %d, %s backend, rendezvous %s:%d)",
             settings.num_processes, settings.processes_per_machine, settings.machine_rank, settings.num_machines,
@@ -132,6 +100,19 @@ def fit_in_processes(
     if model_state is not None and hasattr(model, "load_extra_state"):
         model.load_extra_state(model_state)
     return result
+
+
+def _portable(run: RunInputs) -> RunInputs:
+    """``run`` with absolute paths and plain containers, for processes that may start in another directory."""
+    return dataclasses.replace(
+        run,
+        cache=ImageCache(dataclasses.replace(run.cache.stored, path=Path(run.cache.stored.path).resolve())),
+        class_names=list(run.class_names),
+        class_prompts={k: list(v) for k, v in run.class_prompts.items()},
+        device=torch.device(run.device.type),
+        checkpoint_dir=Path(run.checkpoint_dir).resolve() if run.checkpoint_dir is not None else None,
+        identity=dict(run.identity),
+    )
 
 
 def _check_can_launch(settings: DistributedSettings, device: torch.device) -> None:
@@ -231,14 +212,12 @@ def _kedro_signal_handlers_kept() -> Iterator[None]:
 @record
 def train_worker(job: WorkerJob) -> None:
     """One training process: joins the process group, fine-tunes its share, local rank 0 writes the result."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # imported in the worker only: the Kedro process never needs it
     from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
-    from har_kedro.models.backbones import load_backbone
-    from har_kedro.training.runner import build_classifier, seed_everything
-
-    settings = distributed_settings(job.config)
-    on_cpu = job.device_type == "cpu"
+    run = job.run
+    settings = run.config.distributed
+    on_cpu = run.device.type == "cpu"
     if on_cpu and "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of every process taking all
         threads = max(1, (os.cpu_count() or 1) // settings.processes_per_machine)
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -246,7 +225,7 @@ def train_worker(job: WorkerJob) -> None:
     accelerator = Accelerator(
         cpu=on_cpu,
         kwargs_handlers=[
-            InitProcessGroupKwargs(backend=settings.resolved_backend(job.device_type), timeout=timedelta(minutes=settings.timeout_minutes)),
+            InitProcessGroupKwargs(backend=settings.resolved_backend(run.device.type), timeout=timedelta(minutes=settings.timeout_minutes)),
             # Not every trainable tensor is used by every objective (a SigLIP bias under the contrastive loss,
             # A-CLIP's predictor without distillation): DDP must look for the unused ones (one warning per process).
             DistributedDataParallelKwargs(find_unused_parameters=True),
@@ -255,23 +234,26 @@ def train_worker(job: WorkerJob) -> None:
     ranks = Ranks(accelerator)
     _configure_worker_logging(ranks, job.log_level)
     device = accelerator.device
-
-    seed_everything(job.seed)
-    model = build_classifier(load_backbone(job.backbone_source), job.class_names, job.class_prompts, job.config, device, job.image_size)
-    with torch.no_grad():
-        params = dict(model.named_parameters())
-        for name, value in job.head_state.items():
-            params[name].copy_(value.to(params[name].device, params[name].dtype))
-    seed_everything(ranks.seed(job.seed))
-    train = Split(job.cache.images("train"), job.cache.labels("train"))
-    val = Split(job.cache.images("val"), job.cache.labels("val"))
-    result = fit(model, train, val, job.config, device, job.seed, job.checkpoint_dir, stage="fine_tune", ranks=ranks)
-
+    model = _worker_model(job, device)
+    seed_everything(ranks.seed(run.seed))
+    result = fit(model, run.split("train"), run.split("val"), run.config, device, run.seed, run.checkpoint_dir, stage="fine_tune", ranks=ranks, inputs=run.identity)
     extra_state = getattr(model, "extra_state", None)
     if accelerator.is_local_main_process:
         save_fit_result(job.result_dir, dataclasses.replace(result, extra={**result.extra, "model_state": extra_state() if extra_state else None}))
     accelerator.wait_for_everyone()
     accelerator.end_training()
+
+
+def _worker_model(job: WorkerJob, device: torch.device) -> torch.nn.Module:
+    """The same classifier as the Kedro process's, from the same seed, with its (possibly probed) head."""
+    run = job.run
+    seed_everything(run.seed)
+    model = training_classifier(load_backbone(run.backbone_source), run.class_names, run.class_prompts, run.config, device, run.image_size)
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for name, value in job.head_state.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+    return model
 
 
 def _configure_worker_logging(ranks: Ranks, level: int) -> None:

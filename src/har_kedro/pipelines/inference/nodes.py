@@ -11,16 +11,16 @@ from har_kedro.inference.folder_images import sample_images
 from har_kedro.inference.onnx_export import export_onnx, parity_report
 from har_kedro.inference.predict import predict_folder
 from har_kedro.inference.settings import InferenceSettings
-from har_kedro.models.trained import TrainedModel
-from har_kedro.training.device import select_device
-from har_kedro.training.runner import rebuild_classifier
+from har_kedro.config.model_spec import TrainedModel
+from har_kedro.models.device import select_device
+from har_kedro.models.factory import rebuild_classifier
 
 logger = logging.getLogger(__name__)
 
 
 def _model_summary(trained: TrainedModel, model_name: str) -> dict[str, Any]:
-    config = trained.config
-    return {key: config.get(key) for key in ("backbone", "family", "method", "loss", "image_size")} | {"model": model_name}
+    spec = trained.spec
+    return {"backbone": spec.backbone, "family": spec.family, "method": spec.method, "loss": spec.loss, "image_size": spec.image_size, "model": model_name}
 
 
 def predict_images(
@@ -30,7 +30,7 @@ def predict_images(
     settings = InferenceSettings.from_params(inference, preprocessing)
     device = select_device(settings.device)
     classifier = rebuild_classifier(trained_model, device)
-    result = predict_folder(classifier, trained_model.config["class_names"], settings, device)
+    result = predict_folder(classifier, list(trained_model.spec.class_names), settings, device)
     logger.info(
         "%s inference: %d of %d files predicted, %d bad, %.1f images/s",
         model_name, result.info["predicted"], result.info["files"], result.info["bad_files"], result.info["images_per_second"],
@@ -44,8 +44,8 @@ def export_onnx_model(trained_model: TrainedModel, inference: dict[str, Any], pr
     settings = InferenceSettings.from_params(inference, preprocessing)
     classifier = rebuild_classifier(trained_model, "cpu")
     assert settings.image_size is not None
-    metadata = {"resample": settings.resample, "backbone": trained_model.config.get("backbone"), "method": trained_model.config.get("method")}
-    return export_onnx(classifier, trained_model.config["class_names"], settings.image_size, settings.onnx, metadata)
+    metadata = {"resample": settings.resample, "backbone": trained_model.spec.backbone, "method": trained_model.spec.method}
+    return export_onnx(classifier, list(trained_model.spec.class_names), settings.image_size, settings.onnx, metadata)
 
 
 def check_onnx_parity(

@@ -57,3 +57,15 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def memory_kind(device: torch.device) -> str:
     return "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"
+
+
+def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without blocking the host.
+
+    On CUDA a copy from pageable memory first waits for the stream to drain; a copy from pinned
+    memory does not. The pinned block comes from torch's caching host allocator, which keeps it
+    until the copy has finished, so the caller may drop it at once.
+    """
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from har_kedro.training.augment import (
-    AugmentConfig,
+from har_kedro.config.augment import AugmentConfig
+from har_kedro.models.augment import (
     augment_batch,
     crop_boxes_to_theta,
     normalize,
@@ -230,7 +230,7 @@ def test_from_params_defaults_and_values():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"scal": [0.5, 1.0], "flip": True}, "flip, scal"),
+        ({"scal": [0.5, 1.0], "flip": True}, r"unknown keys \['flip', 'scal'\]"),
         ({"scale": [0.0, 1.0]}, "scale"),
         ({"scale": [0.9, 0.5]}, "scale"),
         ({"scale": [0.5, 1.5]}, "scale"),
