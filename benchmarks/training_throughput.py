@@ -54,8 +54,8 @@ from PIL import Image
 from har_kedro.config.training import TrainConfig
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.decoding import decode_into
-from har_kedro.data.demo_generator import DemoSpec, generate_demo_dataset
 from har_kedro.data.prompts import build_class_prompts
+from har_kedro.demo import DemoSpec, generate_demo_dataset
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.classifier import FeatureClassifier
 from har_kedro.models.device import select_device

@@ -142,10 +142,6 @@ def test_unknown_source_settings_are_named():
         SourceConfig.from_params({"kind": "kaggle", "rooot": "x"})
     with pytest.raises(DataInputError, match="kind is 'zip'"):
         SourceConfig.from_params({"kind": "zip"})
-    with pytest.raises(DataInputError, match="demo has unknown keys \\['images'\\]"):
-        SourceConfig.from_params({"kind": "demo", "demo": {"images": 3}}).demo_spec()
-    with pytest.raises(DataInputError, match="ingestion.source.demo: .*images_per_class"):
-        SourceConfig.from_params({"kind": "demo", "demo": {"images_per_class": 0}}).demo_spec()
 
 
 def test_summary_counts(bad_kaggle):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from har_kedro.data.classes import HAR_CLASSES
-from har_kedro.data.demo_generator import DemoSpec, generate_demo_dataset
+from har_kedro.demo import DemoSpec, generate_demo_dataset
 from har_kedro.data.image_cache import ImageCache
 from tests.helpers import encode, photo_crop, write_kaggle
 

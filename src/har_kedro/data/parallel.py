@@ -94,5 +94,8 @@ def parallel_map(
     progress: bool = True,
 ) -> list[R]:
     """``[fn(x) for x in items]`` on a thread pool, in order, with a progress bar."""
+    # Deliberately not tqdm.contrib.concurrent.thread_map: it always starts a pool, so with one
+    # worker ``fn`` would run on a pool thread instead of in the caller's thread, and it cannot
+    # share one pool and one bar across chunks the way ProgressPool (needed anyway) does.
     with ProgressPool(len(items), num_workers, desc, progress) as pool:
         return pool.map(fn, items)

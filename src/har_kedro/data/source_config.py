@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from har_kedro.data.demo_generator import DemoSpec
 from har_kedro.data.errors import DataInputError
 
 SOURCE_KINDS = ("kaggle", "image_folder", "parquet", "demo")
@@ -25,6 +24,8 @@ class SourceConfig:
     image_column: str = "image"
     label_column: str = "labels"
     class_names_file: str | None = None
+    #: settings of the ``kind: demo`` generator, kept here unparsed: the ingestion node reads
+    #: them into a :class:`har_kedro.demo.DemoSpec` (``har_kedro.data`` never imports ``har_kedro.demo``).
     demo: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -43,17 +44,6 @@ class SourceConfig:
                 [config.unlabelled_paths] if isinstance(config.unlabelled_paths, str) else config.unlabelled_paths,
             )
         return config
-
-    def demo_spec(self) -> DemoSpec:
-        """The generator settings of ``kind: demo``, with the key or value at fault named."""
-        allowed = {f.name for f in fields(DemoSpec)}
-        unknown = sorted(set(self.demo) - allowed)
-        if unknown:
-            raise DataInputError(f"ingestion.source.demo has unknown keys {unknown}; allowed keys are {sorted(allowed)}.")
-        try:
-            return DemoSpec(**self.demo)
-        except ValueError as exc:
-            raise DataInputError(f"ingestion.source.demo: {exc}") from None
 
     def describe(self) -> str:
         """Where the images are expected, for error messages."""

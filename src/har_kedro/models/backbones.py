@@ -191,42 +191,51 @@ def _max_text_length(config: transformers.PretrainedConfig, tokenizer: transform
     return positions
 
 
-def load_backbone(name_or_path: str, family: Family | None = None, local_files_only: bool | None = None) -> Backbone:
-    """Load a CLIP or SigLIP model (sdpa attention, float32) and its tokenizer.
+@dataclass(frozen=True)
+class _LoadTarget:
+    """Where :func:`load_backbone` reads from, and how its failures are reported."""
 
-    ``name_or_path`` is a Hub id (``openai/clip-vit-base-patch16``) or a local directory written by
-    ``save_pretrained`` / ``hf download --local-dir``. ``family`` is detected from the config when
-    None. ``local_files_only`` None means: follow the ``HF_HUB_OFFLINE`` environment variable.
-    """
-    name = str(name_or_path)
-    if family is not None and family not in SUPPORTED_FAMILIES:
-        raise BackboneLoadError(f"Unknown backbone family '{family}'; supported families are {', '.join(SUPPORTED_FAMILIES)}.")
+    name: str  # as the caller gave it, for messages
+    load_from: str  # what ``from_pretrained`` reads: the expanded directory or the Hub id
+    is_path: bool
+    local_files_only: bool
+    hub_errors: tuple[type[BaseException], ...]
+
+
+def _model_directory(name: str) -> str:
+    """The local model directory ``name`` points at, checked to hold a ``config.json``."""
+    directory = Path(name).expanduser()
+    if not directory.exists():
+        raise BackboneLoadError(_missing_path_message(name))
+    if not directory.is_dir() or not (directory / "config.json").is_file():
+        raise BackboneLoadError(
+            f"'{name}' is not a Hugging Face model directory (no config.json in it): point the model's "
+            f"`backbone` parameter at a directory written by save_pretrained or `hf download --local-dir`."
+        )
+    return str(directory)
+
+
+def _load_target(name: str, local_files_only: bool | None) -> _LoadTarget:
     if local_files_only is None:
         local_files_only = _offline_from_env()
     is_path = _looks_like_path(name)
     hub_errors = _hub_errors()
+    load_from = _model_directory(name) if is_path else name
+    return _LoadTarget(name, load_from, is_path, local_files_only, hub_errors)
 
-    if is_path:
-        directory = Path(name).expanduser()
-        if not directory.exists():
-            raise BackboneLoadError(_missing_path_message(name))
-        if not directory.is_dir() or not (directory / "config.json").is_file():
-            raise BackboneLoadError(
-                f"'{name}' is not a Hugging Face model directory (no config.json in it): point the model's "
-                f"`backbone` parameter at a directory written by save_pretrained or `hf download --local-dir`."
-            )
-        load_from = str(directory)
-    else:
-        load_from = name
 
+def _load_config(target: _LoadTarget) -> transformers.PretrainedConfig:
     try:
         with quiet_default_config_warnings():
-            config = AutoConfig.from_pretrained(load_from, local_files_only=local_files_only)
-    except hub_errors as error:
-        if is_path:
-            raise BackboneLoadError(f"Could not read the model config in '{name}': {error}".strip()) from None
-        raise BackboneLoadError(_missing_hub_model_message(name, error, local_files_only)) from None
+            return AutoConfig.from_pretrained(target.load_from, local_files_only=target.local_files_only)
+    except target.hub_errors as error:
+        if target.is_path:
+            raise BackboneLoadError(f"Could not read the model config in '{target.name}': {error}".strip()) from None
+        raise BackboneLoadError(_missing_hub_model_message(target.name, error, target.local_files_only)) from None
 
+
+def _detect_family(config: transformers.PretrainedConfig, name: str, family: Family | None) -> Family:
+    """The config's model type, checked to be supported and to match ``family`` when one was requested."""
     model_type = getattr(config, "model_type", None)
     if model_type not in SUPPORTED_FAMILIES:
         raise BackboneLoadError(
@@ -237,8 +246,13 @@ def load_backbone(name_or_path: str, family: Family | None = None, local_files_o
             f"'{name}' is a '{model_type}' model but family '{family}' was requested; "
             f"supported families are {', '.join(SUPPORTED_FAMILIES)} (leave family unset to detect it)."
         )
-    detected: Family = model_type  # type: ignore[assignment]
+    return model_type  # type: ignore[return-value]
 
+
+def _load_weights_and_tokenizer(
+    target: _LoadTarget, config: transformers.PretrainedConfig, detected: Family
+) -> tuple[transformers.CLIPModel | transformers.SiglipModel, transformers.PreTrainedTokenizerBase]:
+    name, load_from, local_files_only = target.name, target.load_from, target.local_files_only
     try:
         with quiet_default_config_warnings():
             model = _MODEL_CLASSES[detected].from_pretrained(
@@ -252,23 +266,50 @@ def load_backbone(name_or_path: str, family: Family | None = None, local_files_o
             f"Loading '{name}' needs a package that is not installed ({first_line.rstrip('.')}): "
             f"install {package} (`pip install {package if package == 'sentencepiece' else '<package>'}`) and retry."
         ) from None
-    except hub_errors as error:
-        if not is_path and isinstance(error, OSError):
+    except target.hub_errors as error:
+        if not target.is_path and isinstance(error, OSError):
             raise BackboneLoadError(_missing_hub_model_message(name, error, local_files_only)) from None
         raise BackboneLoadError(f"Could not load the {detected} weights or tokenizer from '{name}': {error}") from None
+    return model, tokenizer
 
+
+def _image_normalisation(
+    target: _LoadTarget, detected: Family
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The model's own ``image_mean``/``image_std`` where its preprocessor config has them, else the family's."""
     mean, std = DEFAULT_NORMALISATION[detected]
-    preprocessor = _read_preprocessor_json(load_from, is_path, local_files_only)
+    preprocessor = _read_preprocessor_json(target.load_from, target.is_path, target.local_files_only)
     if preprocessor is not None:
         mean = _triple(preprocessor.get("image_mean")) or mean
         std = _triple(preprocessor.get("image_std")) or std
+    return mean, std
 
-    vision = config.vision_config
+
+def _embed_dim(
+    detected: Family, model: transformers.CLIPModel | transformers.SiglipModel, vision: transformers.PretrainedConfig
+) -> int:
+    """CLIP's image projection width; SigLIP has no image projection: image features are the pooling head's output."""
     if detected == "clip":
-        embed_dim = int(model.visual_projection.out_features)
-    else:  # SigLIP has no image projection: image features are the pooling head's output
-        embed_dim = int(vision.hidden_size)
+        return int(model.visual_projection.out_features)
+    return int(vision.hidden_size)
 
+
+def load_backbone(name_or_path: str, family: Family | None = None, local_files_only: bool | None = None) -> Backbone:
+    """Load a CLIP or SigLIP model (sdpa attention, float32) and its tokenizer.
+
+    ``name_or_path`` is a Hub id (``openai/clip-vit-base-patch16``) or a local directory written by
+    ``save_pretrained`` / ``hf download --local-dir``. ``family`` is detected from the config when
+    None. ``local_files_only`` None means: follow the ``HF_HUB_OFFLINE`` environment variable.
+    """
+    name = str(name_or_path)
+    if family is not None and family not in SUPPORTED_FAMILIES:
+        raise BackboneLoadError(f"Unknown backbone family '{family}'; supported families are {', '.join(SUPPORTED_FAMILIES)}.")
+    target = _load_target(name, local_files_only)
+    config = _load_config(target)
+    detected = _detect_family(config, name, family)
+    model, tokenizer = _load_weights_and_tokenizer(target, config, detected)
+    mean, std = _image_normalisation(target, detected)
+    vision = config.vision_config
     return Backbone(
         family=detected,
         model=model,
@@ -277,7 +318,7 @@ def load_backbone(name_or_path: str, family: Family | None = None, local_files_o
         image_std=std,
         image_size=_first_int(vision.image_size),
         patch_size=_first_int(vision.patch_size),
-        embed_dim=embed_dim,
+        embed_dim=_embed_dim(detected, model, vision),
         source=name,
         text_padding="max_length" if detected == "siglip" else "longest",
         max_text_length=_max_text_length(config, tokenizer),

@@ -7,11 +7,11 @@ from typing import Any
 
 import pandas as pd
 
+from har_kedro.config.model_spec import TrainedModel
 from har_kedro.inference.folder_images import sample_images
 from har_kedro.inference.onnx_export import export_onnx, parity_report
 from har_kedro.inference.predict import predict_folder
 from har_kedro.inference.settings import InferenceSettings
-from har_kedro.config.model_spec import TrainedModel
 from har_kedro.models.device import select_device
 from har_kedro.models.factory import rebuild_classifier
 

@@ -12,7 +12,11 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from har_kedro.pipelines.inference.nodes import check_onnx_parity, export_onnx_model, predict_images
+from har_kedro.pipelines.inference.nodes import (
+    check_onnx_parity,
+    export_onnx_model,
+    predict_images,
+)
 from har_kedro.pipelines.training import MODELS
 
 SHARED_PARAMETERS = {"params:inference", "params:preprocessing"}

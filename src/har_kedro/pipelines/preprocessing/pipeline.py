@@ -1,6 +1,10 @@
 from kedro.pipeline import Node, Pipeline
 
-from har_kedro.pipelines.preprocessing.nodes import build_image_cache, class_names_from_manifest, make_class_prompts
+from har_kedro.pipelines.preprocessing.nodes import (
+    build_image_cache,
+    class_names_from_manifest,
+    make_class_prompts,
+)
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:

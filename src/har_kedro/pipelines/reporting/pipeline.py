@@ -12,7 +12,13 @@ import warnings
 
 from kedro.pipeline import Node, Pipeline
 
-from har_kedro.pipelines.reporting.nodes import collect_model_runs, compute_metrics, draw_figures, summarise, write_html_report
+from har_kedro.pipelines.reporting.nodes import (
+    collect_model_runs,
+    compute_metrics,
+    draw_figures,
+    summarise,
+    write_html_report,
+)
 from har_kedro.pipelines.training import MODELS
 from har_kedro.reporting.runs import OUTPUT_KINDS, dataset_name
 

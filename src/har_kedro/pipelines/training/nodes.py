@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+from har_kedro.config.model_spec import TrainedModel
+from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.image_cache import ImageCache
 from har_kedro.datasets.array_store import StoredArrays
 from har_kedro.models.tiny import ensure_random_backbone
-from har_kedro.config.model_spec import TrainedModel
-from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.training.runner import run_training
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from har_kedro.data.classes import HAR_CLASSES
-from har_kedro.data.demo_generator import (
+from har_kedro.demo import (
     DemoSpec,
     DemoSummary,
     generate_demo_dataset,
