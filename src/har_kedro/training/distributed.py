@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 
 
 if TYPE_CHECKING:
@@ -53,38 +55,6 @@ def derived_seed(seed: int, rank: int) -> int:
 # --------------------------------------------------------------------------- the autograd-aware gather
 
 
-def _all_gather_shards(local: torch.Tensor, sizes: Sequence[int], rank: int) -> torch.Tensor:
-    """Concatenate the first ``sizes[r]`` rows of each process's ``local`` in rank order (no autograd)."""
-    import torch.distributed as dist
-
-    width = max(sizes)
-    padded = local.new_zeros((width, *local.shape[1:]))
-    padded[: sizes[rank]] = local[: sizes[rank]]
-    parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded)
-    return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)])
-
-
-class _GatherShards(torch.autograd.Function):
-    """All-gather forward; backward sums every process's gradient of the gathered rows and keeps its own."""
-
-    @staticmethod
-    def forward(ctx: Any, local: torch.Tensor, sizes: tuple[int, ...], rank: int) -> torch.Tensor:
-        ctx.sizes, ctx.rank, ctx.local_rows = sizes, rank, local.shape[0]
-        return _all_gather_shards(local, sizes, rank)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        import torch.distributed as dist
-
-        total = grad.contiguous().clone()
-        dist.all_reduce(total)  # Σ over processes of ∂L_process / ∂rows
-        start, size = sum(ctx.sizes[: ctx.rank]), ctx.sizes[ctx.rank]
-        local = total.new_zeros((ctx.local_rows, *total.shape[1:]))
-        local[:size] = total[start : start + size]
-        return local, None, None
-
-
 def gather_shards(local: torch.Tensor, sizes: Sequence[int], rank: int) -> torch.Tensor:
     """The rows of every process, in rank order: ``sizes[r]`` rows from process ``r``.
 
@@ -95,10 +65,18 @@ def gather_shards(local: torch.Tensor, sizes: Sequence[int], rank: int) -> torch
     """
     if local.shape[0] < sizes[rank]:
         raise ValueError(f"process {rank} holds {local.shape[0]} rows but should send {sizes[rank]}")
-    sizes = tuple(int(s) for s in sizes)
+    # torch.distributed.nn's all_gather carries the gradient (its backward sums every process's
+    # gradient of the gathered rows and hands each its own: the rule above) but needs one shape on
+    # every process, so each shard is padded to the largest and the padding cut off again.
+    width = max(int(s) for s in sizes)
+    own = local[: sizes[rank]]
+    padded = torch.cat([own, own.new_zeros((width - own.shape[0], *own.shape[1:]))])
     if local.requires_grad and torch.is_grad_enabled():
-        return _GatherShards.apply(local, sizes, rank)
-    return _all_gather_shards(local.detach(), sizes, rank)
+        parts = dist_nn.all_gather(padded)
+    else:
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded.detach())
+    return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)])
 
 
 # --------------------------------------------------------------------------- what the loop sees
