@@ -198,6 +198,12 @@ def build_tiny_backbone(
     out.mkdir(parents=True, exist_ok=True)
     (out / SPEC_FILE).unlink(missing_ok=True)  # the spec is written last: its presence marks a complete build
 
+    _write_random_model(family, out, spec, vocab_texts, max_text_length, image_size, seed)
+    return out
+
+
+def _write_random_model(family: Family, out: Path, spec: dict, vocab_texts: list[str], max_text_length: int, image_size: int, seed: int) -> None:
+    """Model (weights from ``seed`` alone), tokenizer and preprocessor config into ``out``; the spec file last."""
     tokenizer = build_word_tokenizer(vocab_texts, max_text_length)
     config, model_class = _model_config(family, spec, tokenizer)
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
@@ -210,7 +216,6 @@ def build_tiny_backbone(
     tokenizer.save_pretrained(out)
     (out / PREPROCESSOR_FILE).write_text(json.dumps(_preprocessor_config(family, image_size), indent=2) + "\n", encoding="utf-8")
     (out / SPEC_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return out
 
 
 def _model_config(family: str, spec: dict, tokenizer: PreTrainedTokenizerFast) -> tuple[CLIPConfig | SiglipConfig, type]:
