@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from har_kedro.config.errors import TrainingConfigError
+from har_kedro.config.errors import TrainingConfigError, known_keys
 
 SELECTIONS = ("attentive", "random", "none")
 LOSS_TERMS = ("contrastive", "cross_entropy", "distill", "simclr")
@@ -34,15 +34,7 @@ class AclipSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "training.aclip") -> AclipSettings:
-        if params is None:
-            params = {}
-        if not isinstance(params, Mapping):
-            raise AclipConfigError(f"{where} must be a mapping, got {type(params).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise AclipConfigError(f"{where} has unknown keys {unknown}; allowed keys are {sorted(known)}.")
-        values = dict(params)
+        values = known_keys(cls, params, where, AclipConfigError)
         if "ema_momentum" in values:
             values["ema_momentum"] = tuple(values["ema_momentum"]) if isinstance(values["ema_momentum"], (list, tuple)) else values["ema_momentum"]
         if "weights" in values:

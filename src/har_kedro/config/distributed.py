@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from har_kedro.config.errors import TrainingConfigError
+from har_kedro.config.errors import TrainingConfigError, known_keys
 
 BACKENDS = ("auto", "nccl", "gloo")
 LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
@@ -44,15 +44,7 @@ class DistributedSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "training.distributed") -> DistributedSettings:
-        if params is None:
-            params = {}
-        if not isinstance(params, Mapping):
-            raise DistributedConfigError(f"{where} must be a mapping of settings, got {type(params).__name__}.")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise DistributedConfigError(f"{where} has unknown keys {unknown}; allowed keys are {known}.")
-        settings = cls(**dict(params))
+        settings = cls(**known_keys(cls, params, where, DistributedConfigError))
         settings.validate(where)
         return settings
 

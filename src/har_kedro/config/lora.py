@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from har_kedro.config.errors import TrainingConfigError
+from har_kedro.config.errors import TrainingConfigError, known_keys
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 MLP = ("fc1", "fc2")
@@ -29,15 +29,8 @@ class LoraSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "training.lora") -> LoraSettings:
         """The settings from a parameters mapping; ``None`` or ``{}`` gives the defaults."""
-        if params is None:
-            params = {}
-        if not isinstance(params, Mapping):
-            raise LoraConfigError(f"{where} must be a mapping, got {type(params).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise LoraConfigError(f"{where} has unknown keys {unknown}; allowed keys are {sorted(known)}.")
-        settings = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+        values = known_keys(cls, params, where, LoraConfigError)
+        settings = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
         settings.validate(where)
         return settings
 

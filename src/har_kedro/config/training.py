@@ -9,13 +9,13 @@ Errors name the key at fault (``clip.training.lora.rank ...``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from har_kedro.config.aclip import ACLIP_METHODS, AclipSettings
 from har_kedro.config.augment import AugmentConfig
 from har_kedro.config.distributed import DistributedSettings
-from har_kedro.config.errors import TrainingConfigError
+from har_kedro.config.errors import TrainingConfigError, known_keys
 from har_kedro.config.lora import LoraSettings
 
 METHODS = ("zero_shot", "linear_probe", "lora", "full", "lp_ft")
@@ -79,13 +79,7 @@ class TrainConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any], where: str = "training") -> TrainConfig:
         """Parse and validate the raw parameters mapping; the nested blocks become their typed settings."""
-        if not isinstance(params, Mapping):
-            raise TrainingConfigError(f"{where} must be a mapping of training settings, got {type(params).__name__}.")
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - allowed)
-        if unknown:
-            raise TrainingConfigError(f"{where} has unknown keys {unknown}; allowed keys are {sorted(allowed)}.")
-        values = dict(params)
+        values = known_keys(cls, params, where)
         try:
             values["augment"] = AugmentConfig.from_params(values.get("augment"))
         except ValueError as error:
