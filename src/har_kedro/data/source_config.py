@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from har_kedro.config.errors import known_keys
 from har_kedro.data.errors import DataInputError
 
 SOURCE_KINDS = ("kaggle", "image_folder", "parquet", "demo")
@@ -30,11 +31,8 @@ class SourceConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SourceConfig:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - allowed)
-        if unknown:
-            raise DataInputError(f"ingestion.source has unknown keys {unknown}; allowed keys are {sorted(allowed)}.")
-        config = cls(**{k: (list(v) if isinstance(v, list | tuple) else v) for k, v in params.items()})
+        values = known_keys(cls, params, "ingestion.source", DataInputError)
+        config = cls(**{k: (list(v) if isinstance(v, list | tuple) else v) for k, v in values.items()})
         if config.kind not in SOURCE_KINDS:
             raise DataInputError(f"ingestion.source.kind is '{config.kind}'; use one of {list(SOURCE_KINDS)}.")
         if isinstance(config.paths, str) or isinstance(config.unlabelled_paths, str):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from har_kedro.config.errors import known_keys
 from har_kedro.data.errors import DataInputError
 
 CSV_NAME = "Training_set.csv"
@@ -41,12 +42,9 @@ class DemoSpec:
     @classmethod
     def from_params(cls, settings: Mapping[str, Any]) -> DemoSpec:
         """The generator settings of ``kind: demo`` (``ingestion.source.demo``), with the key or value at fault named."""
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - allowed)
-        if unknown:
-            raise DataInputError(f"ingestion.source.demo has unknown keys {unknown}; allowed keys are {sorted(allowed)}.")
+        values = known_keys(cls, settings, "ingestion.source.demo", DataInputError)
         try:
-            return cls(**settings)
+            return cls(**values)
         except ValueError as exc:
             raise DataInputError(f"ingestion.source.demo: {exc}") from None
 
