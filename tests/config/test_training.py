@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from har_kedro.config import AclipSettings, AugmentConfig, DistributedSettings, LoraSettings, TrainConfig, TrainingConfigError
+from har_kedro.config import (
+    AclipSettings,
+    AugmentConfig,
+    DistributedSettings,
+    LoraSettings,
+    TrainConfig,
+    TrainingConfigError,
+)
 from har_kedro.config.training import LOSS_NAMES
 from har_kedro.models.losses import LOSSES
 

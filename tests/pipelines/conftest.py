@@ -6,9 +6,8 @@ and each project starts from an empty catalog.
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,12 @@ def make_project(root: Path) -> Path:
 
 
 def runner_for(project: Path) -> Callable[..., KedroContext]:
-    """Run a registered pipeline in a fresh session; returns the session's context."""
+    """Run registered pipelines (one name or several) in a fresh session; returns the session's context."""
 
-    def run(pipeline: str, env: str | None = "demo", **kwargs: object) -> KedroContext:
+    def run(pipeline: str | list[str], env: str | None = "demo", **kwargs: object) -> KedroContext:
         runtime_params = kwargs.pop("runtime_params", None)
         with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
-            session.run(pipeline_names=[pipeline], **kwargs)
+            session.run(pipeline_names=[pipeline] if isinstance(pipeline, str) else list(pipeline), **kwargs)
             return session.load_context()
 
     return run
@@ -52,18 +51,3 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def run_pipeline(project: Path) -> Callable[..., KedroContext]:
     return runner_for(project)
-
-
-@pytest.fixture(scope="module")
-def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One demo project per test module, with ingestion and preprocessing already run."""
-    root = make_project(tmp_path_factory.mktemp("demo") / "project")
-    previous = Path.cwd()
-    os.chdir(root)
-    try:
-        run = runner_for(root)
-        run("ingestion")
-        run("preprocessing")
-        yield root
-    finally:
-        os.chdir(previous)

@@ -1,4 +1,8 @@
-"""Real Kedro sessions over ingestion + preprocessing, on the demo and on real photographs."""
+"""Real Kedro sessions over ingestion + preprocessing, on the demo and on real photographs.
+
+The demo's ingestion and preprocessing are those of the suite's shared trained demo project
+(``reported_project``); a second data run happens in a copy of it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ import pytest
 from PIL import Image
 
 from har_kedro.data.classes import HAR_CLASSES
-from har_kedro.demo import DemoSpec, generate_demo_dataset
 from har_kedro.data.image_cache import ImageCache
+from har_kedro.demo import DemoSpec, generate_demo_dataset
+from tests.conftest import ReportedProject
 from tests.helpers import encode, photo_crop, write_kaggle
+from tests.pipelines.conftest import runner_for
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +26,9 @@ def _versions(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir())
 
 
-def test_demo_ingestion_and_preprocessing(run_pipeline, project, tmp_path):
-    context = run_pipeline("ingestion")
+def test_demo_ingestion_and_preprocessing(reported_project: ReportedProject, tmp_path, monkeypatch):
+    monkeypatch.chdir(reported_project.root)  # the image cache names its store relative to the project
+    context = reported_project.context()
     catalog = context.catalog
     manifest = catalog.load("manifest")
     rejected = catalog.load("rejected_images")
@@ -39,8 +46,7 @@ def test_demo_ingestion_and_preprocessing(run_pipeline, project, tmp_path):
     assert set(manifest["label"]) == set(HAR_CLASSES)
     assert manifest.groupby("label")["split"].value_counts().unstack().min().min() >= 1
 
-    context = run_pipeline("preprocessing")
-    cache = ImageCache(context.catalog.load("image_cache"))
+    cache = ImageCache(catalog.load("image_cache"))
     size = context.params["preprocessing"]["image_size"]
     for split in ("train", "val", "test"):
         rows = manifest[manifest["split"] == split]
@@ -48,20 +54,23 @@ def test_demo_ingestion_and_preprocessing(run_pipeline, project, tmp_path):
         assert cache.image_ids(split) == rows["image_id"].tolist()
         assert cache.labels(split).tolist() == rows["label_id"].tolist()
     assert cache.images("train").reshape(len(cache.images("train")), -1).std(axis=1).min() > 5  # real pixels
-    assert context.catalog.load("class_names") == list(HAR_CLASSES)
-    prompts = context.catalog.load("class_prompts")
+    assert catalog.load("class_names") == list(HAR_CLASSES)
+    prompts = catalog.load("class_prompts")
     assert prompts["using_laptop"][0] == "a photo of a person using a laptop."
 
-    # A second run adds versions; unchanged inputs give the same manifest bytes and reuse the cache.
-    run_pipeline("ingestion")
-    run_pipeline("preprocessing")
-    manifest_dir = project / "data/demo/02_intermediate/manifest.parquet"
+
+def test_a_second_data_run_adds_versions_and_reuses_the_cache(reported_project: ReportedProject, reported_copy: Path):
+    """Unchanged inputs give the same manifest bytes and reuse the cache (in a copy of the shared demo project)."""
+    run = runner_for(reported_copy)
+    run("ingestion", runtime_params=reported_project.runtime_params)
+    run("preprocessing", runtime_params=reported_project.runtime_params)
+    manifest_dir = reported_copy / "data/demo/02_intermediate/manifest.parquet"
     versions = _versions(manifest_dir)
     assert len(versions) == 2
     blobs = [(manifest_dir / v / "manifest.parquet").read_bytes() for v in versions]
     assert blobs[0] == blobs[1]
-    assert len(_versions(project / "data/demo/05_model_input/image_cache.json")) == 2
-    assert len(list((project / "data/demo/05_model_input/image_cache_store").iterdir())) == 1
+    assert len(_versions(reported_copy / "data/demo/05_model_input/image_cache.json")) == 2
+    assert len(list((reported_copy / "data/demo/05_model_input/image_cache_store").iterdir())) == 1
 
 
 def _real_photo_kaggle(root: Path) -> dict[str, str]:

@@ -1,4 +1,9 @@
-"""inference_clip in real Kedro sessions on the demo: predictions for the demo folder, bad files, ONNX, --load-versions."""
+"""inference_clip in real Kedro sessions on the demo: predictions for the demo folder, bad files, ONNX, --load-versions.
+
+The predictions, bad-files table and ONNX export are those of the suite's shared trained demo
+project (``reported_project``: ``__default__`` ran inference for every model). Which trained
+version inference reads is checked in a copy of it, after a second clip training.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from har_kedro.data.inspection import ImageRejected, inspect_image
 from har_kedro.datasets.trained_model import TrainedModelDataset
 from har_kedro.models.factory import rebuild_classifier
 from har_kedro.models.predict import predict_logits
+from tests.conftest import ReportedProject
 from tests.pipelines.conftest import runner_for
 
 pytestmark = pytest.mark.slow
@@ -24,18 +30,6 @@ MODELS_DIR = "data/demo/06_models/clip/trained_model"
 
 def _versions(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir())
-
-
-@pytest.fixture(scope="module")
-def two_trained_versions(demo_project: Path) -> tuple[str, str]:
-    """Two one-epoch clip models that differ only in their seed, oldest first."""
-    run = runner_for(demo_project)
-    before = set(_versions(demo_project / MODELS_DIR)) if (demo_project / MODELS_DIR).exists() else set()
-    run("train_clip", runtime_params={"clip": {"training": {"epochs": 1}}})
-    run("train_clip", runtime_params={"clip": {"training": {"epochs": 1}}, "seed": 7})
-    new = sorted(set(_versions(demo_project / MODELS_DIR)) - before)
-    assert len(new) == 2
-    return new[0], new[1]
 
 
 def _folder_expectation(project: Path, context) -> tuple[Path, list[str], set[str]]:
@@ -61,9 +55,10 @@ def _expected_probabilities(project: Path, version: str, folder: Path, names: li
     return torch.softmax(logits, dim=1).numpy()
 
 
-def test_inference_predicts_the_folder_lists_bad_files_and_exports_onnx(demo_project, two_trained_versions):
-    run = runner_for(demo_project)
-    context = run("inference_clip")
+def test_inference_predicts_the_folder_lists_bad_files_and_exports_onnx(reported_project: ReportedProject, monkeypatch):
+    project = reported_project.root
+    monkeypatch.chdir(project)
+    context = reported_project.context()
     catalog, params = context.catalog, context.params["inference"]
     predictions = catalog.load("clip.inference_predictions")
     csv = catalog.load("clip.inference_predictions_csv")
@@ -71,7 +66,7 @@ def test_inference_predicts_the_folder_lists_bad_files_and_exports_onnx(demo_pro
     info = catalog.load("clip.inference_info")
     parity = catalog.load("clip.onnx_parity")
     onnx_model = catalog.load("clip.onnx_model")
-    folder, good, broken = _folder_expectation(demo_project, context)
+    folder, good, broken = _folder_expectation(project, context)
 
     k = params["top_k"]
     assert broken and set(bad["image"]) == broken and bad["reason"].str.len().gt(0).all()
@@ -81,10 +76,12 @@ def test_inference_predicts_the_folder_lists_bad_files_and_exports_onnx(demo_pro
     assert ((probs >= 0) & (probs <= 1)).all() and (np.diff(probs, axis=1) <= 0).all()
     pd.testing.assert_frame_equal(csv, predictions, check_dtype=False, atol=1e-6)
 
-    # The latest model (the second training) made these predictions (checked on every 8th image, for time).
+    # The trained model made these predictions (checked on every 8th image, for time); that inference
+    # takes the latest of several versions is checked in test_load_versions_picks_the_older_trained_model.
     size = context.params["preprocessing"]["image_size"]
+    (version,) = _versions(project / MODELS_DIR)
     some = predictions.iloc[::8]
-    expected = _expected_probabilities(demo_project, two_trained_versions[1], folder, some["image"].tolist(), size)
+    expected = _expected_probabilities(project, version, folder, some["image"].tolist(), size)
     np.testing.assert_allclose(some["prob_1"], expected.max(axis=1), atol=1e-5)
 
     assert parity["passed"] and parity["images"] == params["onnx"]["parity_images"] and parity["max_abs_diff_probabilities"] <= parity["tolerance"]
@@ -92,21 +89,35 @@ def test_inference_predicts_the_folder_lists_bad_files_and_exports_onnx(demo_pro
     assert session.get_inputs()[0].shape[1:] == [size, size, 3]
 
 
-def test_load_versions_picks_the_older_trained_model(demo_project, two_trained_versions):
-    first, second = two_trained_versions
-    run = runner_for(demo_project)
+def test_load_versions_picks_the_older_trained_model(reported_copy: Path):
+    """Inference reads the latest trained model by default and the one --load-versions names otherwise."""
+    project = reported_copy
+    run = runner_for(project)
+    (first,) = _versions(project / MODELS_DIR)
+    # A second clip model that differs in its seed (one epoch: short).
+    run("train_clip", runtime_params={"clip": {"training": {"epochs": 1}}, "seed": 7})
+    (second,) = sorted(set(_versions(project / MODELS_DIR)) - {first})
+    assert second > first
+
+    context = run("inference_clip", tags=["predict"])
+    latest = context.catalog.load("clip.inference_predictions")
+    assert context.catalog.load("clip.inference_info")["input_versions"]["clip.trained_model"] == second
+    folder, _, _ = _folder_expectation(project, context)
+    size = context.params["preprocessing"]["image_size"]
+    some = latest.iloc[::8]
+    names = some["image"].tolist()
+    from_second = _expected_probabilities(project, second, folder, names, size)
+    np.testing.assert_allclose(some["prob_1"], from_second.max(axis=1), atol=1e-5)
+
     context = run("inference_clip", tags=["predict"], load_versions={"clip.trained_model": first})
     older = context.catalog.load("clip.inference_predictions")
     # The info records which trained model it used (InputVersionsHook), so the run can be traced back.
     assert context.catalog.load("clip.inference_info")["input_versions"]["clip.trained_model"] == first
-    folder, _, _ = _folder_expectation(demo_project, context)
-    size = context.params["preprocessing"]["image_size"]
 
     some = older.iloc[::8]
-    names = some["image"].tolist()
-    from_first = _expected_probabilities(demo_project, first, folder, names, size)
+    assert some["image"].tolist() == names
+    from_first = _expected_probabilities(project, first, folder, names, size)
     np.testing.assert_allclose(some["prob_1"], from_first.max(axis=1), atol=1e-5)
     assert some["label_1"].tolist() == [context.catalog.load("class_names")[i] for i in from_first.argmax(axis=1)]
     # ... and not the latest model's: the two versions predict differently.
-    from_second = _expected_probabilities(demo_project, second, folder, names, size)
     assert np.abs(from_first - from_second).max() > 1e-3

@@ -3,6 +3,9 @@
 Reproduction: a report is recomputed byte for byte from the input versions its report_info
 recorded, after newer training runs changed what "latest" means. Also: a model that was never
 trained is left out with a note, and unusable inputs stop the run with a clear message.
+
+Each test works in its own copy of the suite's shared trained demo project (``reported_copy``:
+``__default__`` with ``SHORT_RUN`` has run, so every model is trained and a report exists).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from kedro.framework.session import KedroSession
 from kedro.io.core import DatasetError
 
 from har_kedro.reporting.errors import ReportingInputError
+from tests.conftest import SHORT_RUN
 from tests.pipelines.conftest import runner_for
 
 pytestmark = pytest.mark.slow
@@ -54,13 +58,22 @@ def _epochs(model: str, n: int) -> dict:
     return {model: {"training": {"epochs": n}}}
 
 
-@pytest.fixture(scope="module")
-def clip_only_report(demo_project: Path) -> dict[str, bytes]:
-    """train_clip (one epoch: short, and unlike the later run) then reporting, before any other model was trained."""
-    run = runner_for(demo_project)
-    run("train_clip", runtime_params=_epochs("clip", 1))
-    run("reporting")
-    return {**_report_bytes(demo_project), "08_reporting/report_info.json": _newest(demo_project, "08_reporting/report_info.json").read_bytes()}
+def _report_and_info(root: Path) -> dict[str, bytes]:
+    return {**_report_bytes(root), "08_reporting/report_info.json": _newest(root, "08_reporting/report_info.json").read_bytes()}
+
+
+# What a model's training writes and reporting reads (the OptionalDataset entries of the catalog).
+TRAINING_OUTPUTS = ("08_reporting/{model}/run_info.json", "07_model_output/{model}/history.csv", "07_model_output/{model}/test_predictions.parquet")
+
+
+@pytest.fixture
+def clip_only_report(reported_copy: Path) -> dict[str, bytes]:
+    """Reporting in a project where only clip was ever trained: the other models' training outputs are not there."""
+    for model in ("aclip", "siglip"):
+        for path in TRAINING_OUTPUTS:
+            shutil.rmtree(reported_copy / DATA / path.format(model=model))
+    runner_for(reported_copy)("reporting")
+    return _report_and_info(reported_copy)
 
 
 def test_only_clip_trained_the_report_covers_clip_and_notes_the_others(clip_only_report):
@@ -82,18 +95,20 @@ def test_only_clip_trained_the_report_covers_clip_and_notes_the_others(clip_only
     assert len(page.encode()) < 10_000_000
 
 
-def test_a_report_is_reproduced_byte_for_byte_from_its_recorded_input_versions(demo_project, clip_only_report):
-    run = runner_for(demo_project)
-    run("train_siglip", runtime_params=_epochs("siglip", 1))
-    context = run("reporting")
-    first = _report_bytes(demo_project)
-    report_info = context.catalog.load("report_info")
+def test_a_report_is_reproduced_byte_for_byte_from_its_recorded_input_versions(reported_copy: Path):
+    root = reported_copy
+    run = runner_for(root)
+    # The report that __default__ wrote once every model was trained (clip for SHORT_RUN's epochs).
+    first = _report_bytes(root)
+    report_info = json.loads(_newest(root, "08_reporting/report_info.json").read_text())
     recorded = report_info["input_versions"]
-    assert report_info["models_included"] == ["clip", "siglip"] and list(report_info["models_left_out"]) == ["aclip"]
+    assert report_info["models_included"] == ["clip", "aclip", "siglip"] and report_info["models_left_out"] == {}
+    clip_epochs = SHORT_RUN["clip"]["training"]["epochs"]
 
     # What was recorded is what is on disk: the training inputs of a run_info, and every input of the report.
-    assert context.catalog.load("siglip.run_info")["input_versions"] == {
-        name: _version_names(demo_project, path)[-1]
+    siglip_info = json.loads(_newest(root, "08_reporting/siglip/run_info.json").read_text())
+    assert siglip_info["input_versions"] == {
+        name: _version_names(root, path)[-1]
         for name, path in {
             "image_cache": "05_model_input/image_cache.json",
             "class_names": "05_model_input/class_names.json",
@@ -101,39 +116,30 @@ def test_a_report_is_reproduced_byte_for_byte_from_its_recorded_input_versions(d
         }.items()
     }
     expected_inputs = {"class_names": "05_model_input/class_names.json"}
-    for model in ("clip", "siglip"):
+    for model in ("clip", "aclip", "siglip"):
         expected_inputs |= {
             f"{model}.run_info": f"08_reporting/{model}/run_info.json",
             f"{model}.history": f"07_model_output/{model}/history.csv",
             f"{model}.test_predictions": f"07_model_output/{model}/test_predictions.parquet",
         }
-    assert recorded == {name: _version_names(demo_project, path)[-1] for name, path in expected_inputs.items()}
+    assert recorded == {name: _version_names(root, path)[-1] for name, path in expected_inputs.items()}
 
     # Train clip again with another setting: the latest report is a different one.
-    run("train_clip", runtime_params=_epochs("clip", 2))
+    run("train_clip", runtime_params=_epochs("clip", clip_epochs - 1))
     run("reporting")
-    second = _report_bytes(demo_project)
+    second = _report_bytes(root)
     assert second["08_reporting/model_metrics.parquet"] != first["08_reporting/model_metrics.parquet"]
-    assert pd.read_parquet(_newest(demo_project, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == 2
+    assert pd.read_parquet(_newest(root, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == clip_epochs - 1
 
     # The documented way back: --load-versions with the versions report_info recorded.
-    versions_before = len(_version_names(demo_project, "08_reporting/model_metrics.parquet"))
+    versions_before = len(_version_names(root, "08_reporting/model_metrics.parquet"))
     run("reporting", load_versions=recorded)
-    third = _report_bytes(demo_project)
-    assert len(_version_names(demo_project, "08_reporting/model_metrics.parquet")) == versions_before + 1  # a new version
-    assert pd.read_parquet(_newest(demo_project, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == 1
+    third = _report_bytes(root)
+    assert len(_version_names(root, "08_reporting/model_metrics.parquet")) == versions_before + 1  # a new version
+    assert pd.read_parquet(_newest(root, "08_reporting/model_metrics.parquet")).set_index("model").loc["clip", "epochs_run"] == clip_epochs
     for name in REPORT_FILES:
         assert third[name] == first[name], f"{name} differs from the first report"
     assert json.loads(third["08_reporting/learning_curves.json"])["data"] == json.loads(first["08_reporting/learning_curves.json"])["data"]
-
-
-@pytest.fixture
-def broken_project(demo_project: Path, clip_only_report: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the demo project with clip trained, so that saving bad versions disturbs no other test."""
-    root = tmp_path / "project"
-    shutil.copytree(demo_project, root)
-    monkeypatch.chdir(root)
-    return root
 
 
 def _save(root: Path, name: str, data: object) -> None:
@@ -141,7 +147,8 @@ def _save(root: Path, name: str, data: object) -> None:
         session.load_context().catalog.save(name, data)
 
 
-def test_unusable_inputs_stop_reporting_with_a_clear_message(broken_project):
+def test_unusable_inputs_stop_reporting_with_a_clear_message(reported_copy: Path):
+    broken_project = reported_copy  # a private copy: saving bad versions disturbs no other test
     run = runner_for(broken_project)
     good_history = _version_names(broken_project, "07_model_output/clip/history.csv")[-1]
     predictions = pd.read_parquet(_newest(broken_project, "07_model_output/clip/test_predictions.parquet"))

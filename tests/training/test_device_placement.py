@@ -27,8 +27,8 @@ from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.aclip import AclipClassifier
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.classifier import FeatureClassifier, ImageClassifier
-from har_kedro.models.losses import class_logits
 from har_kedro.models.factory import build_classifier, rebuild_classifier, trained_model
+from har_kedro.models.losses import class_logits
 from har_kedro.models.methods import optimizer_groups, set_trainable
 from har_kedro.training.fast_path import BatchFeed
 from har_kedro.training.step import TrainStep

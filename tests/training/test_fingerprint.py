@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from har_kedro.models.backbones import load_backbone
-from har_kedro.training.fingerprint import ResumeMismatchError, run_fingerprint, weights_fingerprint
+from har_kedro.training.fingerprint import (
+    ResumeMismatchError,
+    run_fingerprint,
+    weights_fingerprint,
+)
 from har_kedro.training.loop import fit
 from tests.helpers import separable_split
 from tests.training.test_loop import CPU, _config, _model
