@@ -1,10 +1,9 @@
 """Several training processes (GPUs, or CPU processes with gloo) that optimise like one.
 
-Two pieces live here; the launcher that starts the processes is :mod:`har_kedro.training.launch`.
+The settings are :class:`har_kedro.config.distributed.DistributedSettings` (``num_processes`` is the
+total over all machines, as in ``accelerate config``); the launcher that starts the processes is
+:mod:`har_kedro.training.launch`. What lives here:
 
-* :class:`DistributedSettings` - the ``distributed`` block of the training parameters, validated
-  with messages that name the key. ``num_processes`` is the total over all machines, as in
-  ``accelerate config``.
 * :class:`Ranks` - what the training loop needs from the process group, wrapping an
   ``accelerate.Accelerator``. :data:`SINGLE_PROCESS` is the one-process default, whose every
   method is the identity, so ``fit()`` runs the same code with one process or many.
