@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -81,6 +82,16 @@ def test_loaded_model_uses_sdpa(backbone: Backbone) -> None:
     assert config._attn_implementation == "sdpa"
     assert config.text_config._attn_implementation == "sdpa"
     assert config.vision_config._attn_implementation == "sdpa"
+
+
+def test_hub_kernels_are_off_and_train_mode_works_on_the_meta_device(backbone: Backbone) -> None:
+    """transformers >= 5.25 enables Hub kernels by default; they would be fetched from the Hub and they
+    reject the meta device the placement tests use. The backbone is loaded with them off."""
+    assert getattr(backbone.model, "use_kernels", False) is False
+    model = copy.deepcopy(backbone.model).to("meta")
+    model.train()  # re-kernelizes (and raises on 'meta') when kernels are on
+    model.eval()
+    assert not model.training
 
 
 @pytest.mark.parametrize("family", ["clip", "siglip"])

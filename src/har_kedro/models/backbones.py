@@ -255,8 +255,11 @@ def _load_weights_and_tokenizer(
     name, load_from, local_files_only = target.name, target.load_from, target.local_files_only
     try:
         with quiet_default_config_warnings():
+            # use_kernels=False: transformers 5.25 turned Hub kernels on by default; they are fetched from
+            # the Hub (no network here), re-kernelize on every train()/eval() and reject the meta device.
             model = _MODEL_CLASSES[detected].from_pretrained(
-                load_from, config=config, attn_implementation="sdpa", dtype=torch.float32, local_files_only=local_files_only
+                load_from, config=config, attn_implementation="sdpa", dtype=torch.float32,
+                local_files_only=local_files_only, use_kernels=False,
             )
             tokenizer = AutoTokenizer.from_pretrained(load_from, local_files_only=local_files_only)
     except ImportError as error:  # e.g. the real SigLIP tokenizer is SentencePiece-based
