@@ -24,6 +24,7 @@ from kedro.framework.session import KedroSession
 
 from har_kedro.pipelines.training import MODELS
 from tests.pipelines.conftest import make_project, runner_for
+from tests.pipelines.viz_server import VizServer, kedro_viz
 
 # As short as a run can be while still producing every artifact: a smaller generated image set
 # (24 per class: train, val and test all hold every class), two epochs per model (so the
@@ -68,6 +69,14 @@ def reported_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repor
     finally:
         os.chdir(previous)
     yield ReportedProject(root=root, env="demo", run_seconds=seconds, runtime_params=SHORT_RUN)
+
+
+@pytest.fixture(scope="session")
+def reported_viz(reported_project: ReportedProject) -> Iterator[VizServer]:
+    """One ``kedro viz run`` (127.0.0.1, offline) over the trained demo project, shared by the viz tests
+    (graph, layers, DAG in Chromium) and the report-preview test; stopped at the end of the session."""
+    with kedro_viz(reported_project.root, env=reported_project.env) as server:
+        yield server
 
 
 @pytest.fixture

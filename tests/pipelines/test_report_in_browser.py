@@ -19,7 +19,6 @@ from har_kedro.pipeline_registry import register_pipelines
 from har_kedro.pipelines.training import MODELS
 from tests.browser import chromium, screenshot_path
 from tests.conftest import SHORT_RUN, ReportedProject
-from tests.pipelines.viz_server import kedro_viz
 
 pytestmark = pytest.mark.slow
 
@@ -60,13 +59,13 @@ def test_comparison_report_renders_offline_with_every_model(reported_project):
     assert plots >= len(figures) > 0, (plots, figures)  # every figure the pipeline draws is in the report
 
 
-def test_kedro_viz_previews_the_report(reported_project):
-    with kedro_viz(reported_project.root, env=reported_project.env) as viz:
-        ids = {n["name"]: n["id"] for n in viz.api("pipelines/reporting")["nodes"] if n["type"] == "data"}
-        table = viz.api(f"nodes/{ids['model_metrics']}")
-        figure = viz.api(f"nodes/{ids['accuracy_vs_parameters_plot']}")
-        summary = viz.api(f"nodes/{ids['report_summary']}")
-        history = viz.api(f"nodes/{ids['clip.history']}")  # a training output, seen through OptionalDataset
+def test_kedro_viz_previews_the_report(reported_viz):
+    viz = reported_viz
+    ids = {n["name"]: n["id"] for n in viz.api("pipelines/reporting")["nodes"] if n["type"] == "data"}
+    table = viz.api(f"nodes/{ids['model_metrics']}")
+    figure = viz.api(f"nodes/{ids['accuracy_vs_parameters_plot']}")
+    summary = viz.api(f"nodes/{ids['report_summary']}")
+    history = viz.api(f"nodes/{ids['clip.history']}")  # a training output, seen through OptionalDataset
     assert table["preview_type"] == "TablePreview", table
     assert set(MODELS) <= {row[table["preview"]["columns"].index("model")] for row in table["preview"]["data"]}
     assert figure["preview_type"] == "PlotlyPreview" and figure["preview"]["data"], figure

@@ -1,27 +1,26 @@
 """kedro-viz over the demo project: its HTTP API, the DAG in headless Chromium, and ``kedro viz build``.
 
-The server runs on 127.0.0.1 in a throw-away copy of the project (no pipeline has to run:
-the graph comes from the registry and the catalog) and is stopped by the fixture, also when
-a test fails.
+The server is the session's ``reported_viz`` (tests/conftest.py): ``kedro viz run`` on 127.0.0.1 over
+the trained demo project, shared with the report-preview test and stopped at the end of the session,
+also when a test fails. The graph itself comes from the registry and the catalog; ``kedro viz build``
+runs in a fresh copy of the project, where no pipeline has run.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from kedro.framework.cli.cli import KedroCLI
 
 from har_kedro.pipeline_registry import register_pipelines
 from tests.browser import chromium, screenshot_path, wait_until_still
 from tests.pipelines.conftest import make_project
-from tests.pipelines.viz_server import HOST, VizServer, kedro_viz, offline_env
+from tests.pipelines.viz_server import HOST, VizServer, offline_env
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +39,9 @@ REPORT_DATASETS = {
 NO_TOUR = {"KedroViz": json.dumps({"showFeatureHints": False})}
 
 
-@pytest.fixture(scope="module")
-def viz_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_project(tmp_path_factory.mktemp("viz") / "project")
-
-
-@pytest.fixture(scope="module")
-def viz(viz_project: Path) -> Iterator[VizServer]:
-    with kedro_viz(viz_project, env="demo") as server:
-        yield server
+@pytest.fixture
+def viz(reported_viz: VizServer) -> VizServer:
+    return reported_viz
 
 
 def _names(graph: dict, kind: str | None = None) -> set[str]:
@@ -102,15 +95,18 @@ def test_dag_renders_in_chromium(viz):
     assert all(url.startswith("https://fonts.g") for url in browser.external_requests), browser.external_requests
 
 
-def test_kedro_viz_build_writes_a_static_site_that_renders(viz_project):
-    # `kedro viz build` has no --env option; it reads KEDRO_ENV like every Kedro command.
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "viz", "build"],
-        cwd=viz_project, env=offline_env(KEDRO_ENV="demo"), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def test_kedro_viz_build_writes_a_static_site_that_renders(tmp_path, monkeypatch):
+    viz_project = make_project(tmp_path / "project")
+    monkeypatch.chdir(viz_project)
+    # `kedro viz build` has no --env option; it reads KEDRO_ENV like every Kedro command. The `kedro`
+    # command's CLI object runs in this process (its build worker is forked from it, with nothing
+    # to import again); every off-machine request goes to a dead proxy.
+    for name, value in offline_env(KEDRO_ENV="demo").items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(KedroCLI(project_path=viz_project), ["viz", "build"], catch_exceptions=False)
     # The command reports failures as a message and still exits 0, so the files are the proof.
     build = viz_project / "build"
-    assert result.returncode == 0 and (build / "index.html").is_file(), result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.exit_code == 0 and (build / "index.html").is_file(), result.output[-3000:]
     main = json.loads((build / "api" / "main").read_text())
     assert {p["id"] for p in main["pipelines"]} == set(register_pipelines())
     assert REPORT_DATASETS <= _names(main, "data")
