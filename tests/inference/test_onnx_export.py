@@ -44,11 +44,11 @@ def test_merging_lora_keeps_the_function_and_the_original(tiny_backbones, family
 
 
 CASES = {
-    # family, LoRA merged before export, pixel format, decode size (the model's is 32)
+    # family, LoRA merged before export, pixel format, decode size (the model's is 32). Each export costs
+    # seconds (torch.export), so two cases cover every value of each setting once; the demo run's
+    # inference pipeline also exports its three fully fine-tuned models (uint8) and checks their parity.
     "clip-lora-merged-uint8-resized": ("clip", True, "uint8", 40),
-    "clip-lora-unmerged-float": ("clip", False, "float", 32),
-    "siglip-lora-merged-uint8": ("siglip", True, "uint8", 32),
-    "siglip-lora-unmerged-uint8-resized": ("siglip", False, "uint8", 48),
+    "siglip-lora-unmerged-float": ("siglip", False, "float", 32),
 }
 
 
