@@ -88,6 +88,7 @@ def reported_copy(reported_project: ReportedProject, tmp_path: Path, monkeypatch
     return root
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``--dist loadgroup``) all tests of the shared project run on one worker."""
     for item in items:

@@ -114,6 +114,7 @@ def learned(tmp_path_factory: pytest.TempPathFactory):
         os.chdir(previous)
 
 
+@pytest.mark.xdist_group("learned")  # one worker trains the three models once (pytest --dist loadgroup)
 @pytest.mark.parametrize("model", MODELS)
 def test_demo_training_settings_learn(learned, model):
     info = learned.catalog.load(f"{model}.run_info")
