@@ -1,4 +1,6 @@
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -41,7 +43,8 @@ def _bad_kaggle(root):
         "cmyk.jpg": (encode(photo_crop(95, 64, 48).convert("CMYK")), "sitting"),
         "palette.png": (encode(photo_crop(94, 64, 48).convert("P"), "PNG"), "running"),
         "alpha.png": (encode(photo_crop(93, 64, 48).convert("RGBA"), "PNG"), "running"),
-        "deep.png": (encode(Image.fromarray(np.full((40, 30), 50000, np.uint16)), "PNG"), "calling"),
+        # Textured: a flat image hashes to all zeros, like the black huge.png, and would be its near-duplicate.
+        "deep.png": (encode(Image.fromarray(np.random.default_rng(0).integers(0, 65535, (40, 30), dtype=np.uint16)), "PNG"), "calling"),
         "rotated.jpg": (encode(exif_image, exif=exif), "sitting"),
         "huge.png": (encode(Image.new("RGB", (4000, 3000)), "PNG"), "sitting"),
     }
@@ -152,3 +155,90 @@ def test_summary_counts(bad_kaggle):
     assert sum(summary["per_split"].values()) == len(manifest)
     assert sum(summary["rejection_reasons"].values()) == len(rejected)
     assert set(summary["per_class"]) == set(CLASSES)
+
+
+# --------------------------------------------------------------------------- near-duplicates
+
+
+def _near_duplicate_kaggle(root, copy_label="calling"):
+    """Five distinct photos per class; Image_1 (calling) also as a smaller, re-encoded copy."""
+    rows, files = [], {}
+    n = 0
+    for c, cls in enumerate(CLASSES):
+        for k in range(5):
+            n += 1
+            rows.append((f"Image_{n}.jpg", cls))
+            files[f"Image_{n}.jpg"] = encode(photo_crop(c * 5 + k, 200, 150, seed=10 + c))
+    small = Image.open(io.BytesIO(files["Image_1.jpg"])).resize((100, 75))
+    rows.append(("Image_99.jpg", copy_label))
+    files["Image_99.jpg"] = encode(small, quality=60)
+    return {"kind": "kaggle", "root": str(write_kaggle(root, rows, files))}
+
+
+def test_near_duplicates_share_a_group_and_a_split(tmp_path):
+    source = _near_duplicate_kaggle(tmp_path / "har")
+    manifest, rejected = ingest(source, {"split": {"fractions": dict(SPLIT.fractions), "seed": 3}, "progress": False})
+    assert rejected.empty
+    pair = manifest.set_index("image_id").loc[["train/Image_1.jpg", "train/Image_99.jpg"]]
+    assert pair["group_id"].tolist() == ["train/Image_1.jpg"] * 2 and pair["split"].nunique() == 1
+    others = manifest[~manifest["image_id"].isin(pair.index)]
+    assert (others["group_id"] == others["image_id"]).all()  # no false groups among distinct photos
+    summary = summarise(manifest, rejected)
+    assert summary["near_duplicate_groups"] == 1 and summary["near_duplicate_images"] == 2
+    off, _ = ingest(source, {"split": {"fractions": dict(SPLIT.fractions), "seed": 3}, "near_duplicates": {"max_distance": None}, "progress": False})
+    assert (off["group_id"] == off["image_id"]).all()
+
+
+def test_near_duplicates_with_different_labels_are_rejected_naming_both(tmp_path):
+    source = _near_duplicate_kaggle(tmp_path / "har", copy_label="running")
+    manifest, rejected = ingest(source, {"split": {"fractions": dict(SPLIT.fractions), "seed": 3}, "progress": False})
+    conflict = rejected[rejected["category"] == "conflicting_labels"]
+    assert sorted(conflict["image_id"]) == ["train/Image_1.jpg", "train/Image_99.jpg"]
+    assert all("train/Image_1.jpg ('calling') and train/Image_99.jpg ('running') have different labels" in r
+               or "train/Image_99.jpg ('running') and train/Image_1.jpg ('calling') have different labels" in r for r in conflict["reason"])
+    assert not manifest["image_id"].isin(conflict["image_id"]).any()
+
+
+def test_a_class_emptied_by_rejections_says_how_many_and_why(tmp_path):
+    rows, files = [], {}
+    for k in range(8):
+        rows.append((f"Image_{k + 1}.jpg", "calling"))
+        files[f"Image_{k + 1}.jpg"] = encode(photo_crop(k, 200, 150, seed=1))
+    for k in range(3):  # every 'sitting' image is a copy of a 'calling' one
+        rows.append((f"Image_{k + 11}.jpg", "sitting"))
+        files[f"Image_{k + 11}.jpg"] = files[f"Image_{k + 1}.jpg"]
+    source = {"kind": "kaggle", "root": str(write_kaggle(tmp_path / "har", rows, files))}
+    with pytest.raises(DataInputError) as failure:
+        ingest(source, {"class_names": ["calling", "sitting"], "split": {"fractions": dict(SPLIT.fractions), "seed": 3}, "progress": False})
+    message = str(failure.value)
+    assert "class 'sitting' has 0 usable image(s)" in message
+    assert "3 of its images were rejected (3 conflicting_labels)" in message and "train/Image_11.jpg" in message, message
+
+
+@pytest.mark.parametrize("block", [{"max_distance": 256}, {"max_distance": -1}, {"max_distance": "40"}, {"distance": 4}, [40]])
+def test_bad_near_duplicate_settings_are_named(tmp_path, block):
+    source = _near_duplicate_kaggle(tmp_path / "har")
+    with pytest.raises(DataInputError, match=r"ingestion\.near_duplicates"):
+        ingest(source, {"near_duplicates": block, "progress": False})
+
+
+def test_only_the_conflicting_pair_is_rejected_not_the_whole_chain():
+    """a ~ b ~ c ~ d in a chain of look-alikes: only a (calling) and b (running) conflict directly."""
+    from har_kedro.data.inspection import ImageInfo
+    from har_kedro.data.manifest import _group_near_duplicates
+    from har_kedro.data.sources import Candidate
+
+    def info(bits: int) -> ImageInfo:  # a hash with the lowest ``bits`` bits set
+        return ImageInfo("0" * 64, 10, 10, "JPEG", "RGB", 100, f"{(1 << bits) - 1:064x}")
+
+    kept = [
+        (Candidate("a", "a", "calling"), info(0)),
+        (Candidate("b", "b", "running"), info(30)),
+        (Candidate("c", "c", "running"), info(60)),
+        (Candidate("d", "d", "running"), info(90)),
+        (Candidate("e", "e", "calling"), info(200)),
+    ]
+    survivors, groups, rejections = _group_near_duplicates(kept, 40)
+    assert sorted(r.image_id for r in rejections) == ["a", "b"]
+    assert [c.image_id for c, _ in survivors] == ["c", "d", "e"]
+    assert groups == {"c": "c", "d": "c", "e": "e"}

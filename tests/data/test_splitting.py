@@ -51,3 +51,41 @@ def test_empty_class_stops():
 def test_bad_fractions(fractions):
     with pytest.raises(DataInputError, match="fraction"):
         validate_fractions(fractions)
+
+
+# --------------------------------------------------------------------------- near-duplicate groups
+
+
+def test_with_one_image_per_group_the_split_is_the_ungrouped_one():
+    ids, labels = _data()
+    assert stratified_split(ids, labels, ["a", "b", "c"], FRACTIONS, seed=5, groups=ids) == stratified_split(ids, labels, ["a", "b", "c"], FRACTIONS, seed=5)
+
+
+def test_a_group_lands_in_one_split_and_the_split_is_reproducible():
+    ids, labels = _data()
+    # Groups of 1..4 images of one class: rows i, i+3, i+6 ... share a label.
+    groups = [ids[(i // 3 // 4) * 12 + i % 3] for i in range(len(ids))]
+    for seed in range(20):
+        splits = stratified_split(ids, labels, ["a", "b", "c"], FRACTIONS, seed=seed, groups=groups)
+        by_group: dict[str, set[str]] = {}
+        for group, split in zip(groups, splits):
+            by_group.setdefault(group, set()).add(split)
+        assert all(len(s) == 1 for s in by_group.values()), seed
+        for cls in "abc":
+            assert {s for s, lab in zip(splits, labels) if lab == cls} == {"train", "val", "test"}, (seed, cls)
+        shuffled = list(range(len(ids)))[::-1]
+        again = stratified_split([ids[i] for i in shuffled], [labels[i] for i in shuffled], ["a", "b", "c"], FRACTIONS, seed=seed, groups=[groups[i] for i in shuffled])
+        assert dict(zip([ids[i] for i in shuffled], again)) == dict(zip(ids, splits))
+
+
+def test_every_split_gets_a_group_even_when_a_big_group_overfills_one():
+    ids = [f"x{i}" for i in range(12)]
+    groups = ["x0"] * 10 + ["x10", "x11"]  # one group of 10 and two single images
+    for seed in range(30):
+        splits = stratified_split(ids, ["a"] * 12, ["a"], FRACTIONS, seed=seed, groups=groups)
+        assert set(splits) == {"train", "val", "test"} and len(set(splits[:10])) == 1, seed
+
+
+def test_too_few_groups_for_the_splits_says_so():
+    with pytest.raises(DataInputError, match=r"class 'a' has 4 usable image\(s\) in 2 group\(s\) of near-duplicates"):
+        stratified_split(["1", "2", "3", "4"], ["a"] * 4, ["a"], FRACTIONS, seed=0, groups=["1", "1", "1", "4"])

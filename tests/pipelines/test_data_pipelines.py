@@ -101,7 +101,9 @@ def _real_photo_kaggle(root: Path) -> dict[str, str]:
 
 def test_real_photographs_where_the_readme_says(run_pipeline, project):
     expected = _real_photo_kaggle(project / "data/01_raw/har")
-    context = run_pipeline("ingestion", env=None)
+    # The 45 pictures are crops of two photographs, some of them overlapping look-alikes: near-duplicate
+    # grouping is off here and tested on the real sample (tests/data/test_near_duplicates.py, test_real_sample.py).
+    context = run_pipeline("ingestion", env=None, runtime_params={"ingestion": {"near_duplicates": {"max_distance": None}}})
     rejected = context.catalog.load("rejected_images")
     assert dict(zip(rejected["image_id"], rejected["category"])) == {f"train/{k}": v for k, v in expected.items()}
     assert rejected["reason"].str.len().min() > 10

@@ -89,6 +89,10 @@ def test_nothing_is_rejected_from_the_clean_sample(real_run) -> None:
     assert list(rejected.columns) == ["image_id", "source", "category", "reason"]
     assert len(rejected) == 0  # 600 distinct, readable JPEGs, every label known
     assert summary["images_kept"] == 600 and summary["images_rejected"] == 0
+    # Near-duplicate detection ran at the real settings and found no two of the 600 photographs alike.
+    assert summary["near_duplicate_groups"] == 0 and summary["near_duplicate_images"] == 0
+    manifest = ingested.catalog.load("manifest")
+    assert manifest["dhash"].str.fullmatch(r"[0-9a-f]{64}").all() and (manifest["group_id"] == manifest["image_id"]).all()
 
 
 def test_the_cache_holds_the_photographs_at_224_px(real_run) -> None:

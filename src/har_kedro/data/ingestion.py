@@ -10,6 +10,7 @@ import pandas as pd
 
 from har_kedro.data.errors import DataInputError
 from har_kedro.data.manifest import SplitSpec, build_manifest
+from har_kedro.data.near_duplicates import DEFAULT_MAX_DISTANCE, HASH_BITS
 from har_kedro.data.source_config import SourceConfig
 from har_kedro.data.sources import Collected, collect_image_folder, collect_kaggle, collect_parquet, read_class_names_file
 
@@ -53,7 +54,10 @@ def ingest(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[pd.Dat
     manifest, rejected = build_manifest(
         collected,
         class_names,
-        SplitSpec(fractions=dict(split.get("fractions", {"train": 0.8, "val": 0.1, "test": 0.1})), seed=int(split.get("seed", 42))),
+        SplitSpec(
+            fractions=dict(split.get("fractions", {"train": 0.8, "val": 0.1, "test": 0.1})), seed=int(split.get("seed", 42)),
+            near_duplicate_distance=near_duplicate_distance(params.get("near_duplicates")),
+        ),
         max_pixels=int(params.get("max_image_pixels", 50_000_000)),
         num_workers=params.get("num_workers", "auto"),
         source_description=config.describe(),
@@ -65,6 +69,22 @@ def ingest(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[pd.Dat
     return manifest, rejected
 
 
+def near_duplicate_distance(block: Any) -> int | None:
+    """``ingestion.near_duplicates.max_distance``: bits of the 256-bit hash, or None (grouping off)."""
+    block = {} if block is None else block
+    if not isinstance(block, Mapping) or set(block) - {"max_distance"}:
+        raise DataInputError(f"ingestion.near_duplicates must be a mapping with the one key max_distance; got {block!r}.")
+    value = block.get("max_distance", DEFAULT_MAX_DISTANCE)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < HASH_BITS:
+        raise DataInputError(
+            f"ingestion.near_duplicates.max_distance is {value!r}; set an integer from 0 to {HASH_BITS - 1} "
+            f"(bits of the {HASH_BITS}-bit perceptual hash; default {DEFAULT_MAX_DISTANCE}) or null to turn near-duplicate grouping off."
+        )
+    return value
+
+
 def summarise(manifest: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, Any]:
     """Counts a reader checks first: images per split and class, and why images were rejected."""
     per_split = manifest.groupby("split").size().sort_index()
@@ -72,10 +92,13 @@ def summarise(manifest: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, Any]:
         index="label", columns="split", values="image_id", aggfunc="count", fill_value=0
     )
     reasons = rejected["category"].value_counts().sort_index()
+    group_sizes = manifest.groupby("group_id").size()
     return {
         "images_kept": int(len(manifest)),
         "images_rejected": int(len(rejected)),
         "per_split": {str(k): int(v) for k, v in per_split.items()},
         "per_class": {str(label): {str(s): int(n) for s, n in row.items()} for label, row in per_class.iterrows()},
         "rejection_reasons": {str(k): int(v) for k, v in reasons.items()},
+        "near_duplicate_groups": int((group_sizes > 1).sum()),
+        "near_duplicate_images": int(group_sizes[group_sizes > 1].sum()),
     }

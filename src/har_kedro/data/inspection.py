@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from har_kedro.data.image_io import open_image, oriented_size
+from har_kedro.data.near_duplicates import perceptual_hash
 
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -27,6 +28,7 @@ class ImageInfo:
     format: str
     mode: str
     n_bytes: int
+    dhash: str  # 256-bit perceptual hash in hex (data/near_duplicates.py)
 
 
 class ImageRejected(Exception):
@@ -72,13 +74,16 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
         mode = image.mode
         try:
             if fmt == "JPEG":
-                # Decoding at 1/8 scale still parses the whole entropy-coded stream.
-                image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+                # A reduced-scale decode (down to 1/8) still parses the whole entropy-coded stream. At least
+                # 64 px a side, so that the perceptual hash of a small copy and of a large one see alike
+                # thumbnails.
+                image.draft(image.mode, (min(64, image.width), min(64, image.height)))
             image.load()
+            dhash = perceptual_hash(image)
         except Image.DecompressionBombError as exc:
             raise ImageRejected("too_large", f"decompression bomb guard: {exc}") from None
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
             raise ImageRejected("corrupt_image", f"{fmt} image cannot be decoded: {exc}") from None
     return ImageInfo(
-        sha256=digest, width=width, height=height, format=fmt, mode=mode, n_bytes=len(data)
+        sha256=digest, width=width, height=height, format=fmt, mode=mode, n_bytes=len(data), dhash=dhash
     )

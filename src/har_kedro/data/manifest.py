@@ -7,22 +7,24 @@ ends up in exactly one of the two tables.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from har_kedro.data.errors import DataInputError
 from har_kedro.data.image_io import read_source_bytes
 from har_kedro.data.inspection import DEFAULT_MAX_PIXELS, ImageInfo, ImageRejected, inspect_image
+from har_kedro.data.near_duplicates import DEFAULT_MAX_DISTANCE, components, hamming, hash_words, near_pairs
 from har_kedro.data.parallel import parallel_map
 from har_kedro.data.sources import UNLABELLED, Candidate, Collected, Rejection, natural_key
-from har_kedro.data.splitting import stratified_split
+from har_kedro.data.splitting import ClassTooSmallError, stratified_split
 
 MANIFEST_COLUMNS = [
     "image_id", "source", "label", "label_id", "split",
-    "sha256", "width", "height", "format", "mode", "n_bytes",
+    "sha256", "width", "height", "format", "mode", "n_bytes", "dhash", "group_id",
 ]
 REJECTED_COLUMNS = ["image_id", "source", "category", "reason"]
 
@@ -31,6 +33,7 @@ REJECTED_COLUMNS = ["image_id", "source", "category", "reason"]
 class SplitSpec:
     fractions: Mapping[str, float]
     seed: int
+    near_duplicate_distance: int | None = DEFAULT_MAX_DISTANCE  # None: no near-duplicate grouping
 
 
 def _inspect(candidate: Candidate, max_pixels: int) -> ImageInfo | Rejection:
@@ -60,19 +63,7 @@ def build_manifest(
     Raises:
         DataInputError: no usable labelled image at all, or a class too small to split.
     """
-    rejections: list[Rejection] = list(collected.rejections)
-    known = set(class_names)
-    candidates: list[Candidate] = []
-    for candidate in collected.candidates:
-        if candidate.label is not None and candidate.label not in known:
-            rejections.append(
-                Rejection(
-                    candidate.image_id, candidate.source, "unknown_label",
-                    f"label '{candidate.label}' is not one of the {len(class_names)} classes in ingestion.class_names",
-                )
-            )
-        else:
-            candidates.append(candidate)
+    candidates, rejections = _known_labels(collected, class_names)
     if not collected.candidates:
         raise DataInputError(
             f"no images found in {source_description}; put the images there (README, 'Getting the real data') "
@@ -90,6 +81,8 @@ def build_manifest(
 
     kept, duplicate_rejections = _drop_duplicates(kept)
     rejections += duplicate_rejections
+    kept, groups, near_rejections = _group_near_duplicates(kept, split.near_duplicate_distance)
+    rejections += near_rejections
 
     labelled = [(c, i) for c, i in kept if c.label is not None]
     if not labelled:
@@ -97,12 +90,29 @@ def build_manifest(
             f"none of the {len(collected.candidates)} images listed in {source_description} is usable "
             f"({len(rejections)} rejected: see the rejected table); fix the files or the source settings."
         )
-    manifest = _to_frame(kept, class_names, split)
+    try:
+        manifest = _to_frame(kept, class_names, split, groups)
+    except ClassTooSmallError as exc:
+        raise DataInputError(f"{exc} {_rejected_of_class(exc.class_name, collected, rejections)}") from None
     rejected = pd.DataFrame(
         sorted(((r.image_id, r.source, r.category, r.reason) for r in rejections), key=lambda r: (natural_key(r[0]), r[3])),
         columns=REJECTED_COLUMNS,
     ).astype("string")
     return manifest, rejected
+
+
+def _known_labels(collected: Collected, class_names: Sequence[str]) -> tuple[list[Candidate], list[Rejection]]:
+    """The candidates whose label (if any) is a class, and the layout's rejections plus the others."""
+    rejections: list[Rejection] = list(collected.rejections)
+    known = set(class_names)
+    candidates: list[Candidate] = []
+    for candidate in collected.candidates:
+        if candidate.label is not None and candidate.label not in known:
+            reason = f"label '{candidate.label}' is not one of the {len(class_names)} classes in ingestion.class_names"
+            rejections.append(Rejection(candidate.image_id, candidate.source, "unknown_label", reason))
+        else:
+            candidates.append(candidate)
+    return candidates, rejections
 
 
 def _drop_duplicates(
@@ -136,13 +146,58 @@ def _drop_duplicates(
     return survivors, rejections
 
 
-def _to_frame(kept: list[tuple[Candidate, ImageInfo]], class_names: Sequence[str], split: SplitSpec) -> pd.DataFrame:
+def _group_near_duplicates(
+    kept: list[tuple[Candidate, ImageInfo]], max_distance: int | None
+) -> tuple[list[tuple[Candidate, ImageInfo]], dict[str, str], list[Rejection]]:
+    """Group near-duplicate photographs; returns the survivors, the group id of each (the first image id of
+    its group, its own for an image without near-duplicates) and the rejections: both images of every
+    near-duplicate pair whose labels differ (a pair, not a whole transitive group, so that a chain of
+    look-alikes does not take innocent images with it)."""
+    if max_distance is None or not kept:
+        return kept, {c.image_id: c.image_id for c, _ in kept}, []
+    words = hash_words([info.dhash for _, info in kept])
+    pairs = near_pairs(words, max_distance)
+    conflicts = [(int(i), int(j)) for i, j in pairs if None not in (kept[i][0].label, kept[j][0].label) and kept[i][0].label != kept[j][0].label]
+    rejections: dict[int, Rejection] = {}
+    for i, j in conflicts:
+        for own, other in ((i, j), (j, i)):
+            c, o = kept[own][0], kept[other][0]
+            rejections.setdefault(own, Rejection(
+                c.image_id, c.source, "conflicting_labels",
+                f"near-duplicate photographs {c.image_id} ('{c.label}') and {o.image_id} ('{o.label}') have different labels "
+                f"(perceptual hashes {hamming(kept[own][1].dhash, kept[other][1].dhash)} bits apart, at most {max_distance} count)",
+            ))
+    alive = [i for i in range(len(kept)) if i not in rejections]
+    position = {index: k for k, index in enumerate(alive)}
+    remaining = np.array([(position[i], position[j]) for i, j in pairs if i in position and j in position], dtype=np.int64).reshape(-1, 2)
+    labels = components(len(alive), remaining)
+    first: dict[int, str] = {}
+    for k, index in enumerate(alive):  # alive is in natural id order: a group's first member names it
+        first.setdefault(int(labels[k]), kept[index][0].image_id)
+    groups = {kept[index][0].image_id: first[int(labels[k])] for k, index in enumerate(alive)}
+    return [kept[i] for i in alive], groups, list(rejections.values())
+
+
+def _rejected_of_class(class_name: str, collected: Collected, rejections: Sequence[Rejection]) -> str:
+    """One sentence on what ingestion rejected of a class: how many images, and for what."""
+    ids = {c.image_id for c in collected.candidates if c.label == class_name}
+    reasons = Counter(r.category for r in rejections if r.image_id in ids)
+    if not reasons:
+        return "None of its images was rejected."
+    listed = ", ".join(f"{n} {category}" for category, n in sorted(reasons.items()))
+    example = next(r for r in rejections if r.image_id in ids)
+    return f"{sum(reasons.values())} of its images were rejected ({listed}), e.g. {example.image_id}: {example.reason}."
+
+
+def _to_frame(
+    kept: list[tuple[Candidate, ImageInfo]], class_names: Sequence[str], split: SplitSpec, groups: Mapping[str, str]
+) -> pd.DataFrame:
     index = {name: i for i, name in enumerate(class_names)}
     to_split = [(c, i) for c, i in kept if c.label is not None and c.split is None]
     if to_split:
         assigned = stratified_split(
             [c.image_id for c, _ in to_split], [c.label for c, _ in to_split], class_names,  # type: ignore[misc]
-            split.fractions, split.seed,
+            split.fractions, split.seed, groups=[groups[c.image_id] for c, _ in to_split],
         )
     else:
         assigned = []
@@ -162,12 +217,14 @@ def _to_frame(kept: list[tuple[Candidate, ImageInfo]], class_names: Sequence[str
             "format": info.format,
             "mode": info.mode,
             "n_bytes": info.n_bytes,
+            "dhash": info.dhash,
+            "group_id": groups[c.image_id],
         })
     frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     return frame.astype({
         "image_id": "string", "source": "string", "label": "string", "label_id": "int64",
         "split": "string", "sha256": "string", "width": "int64", "height": "int64",
-        "format": "string", "mode": "string", "n_bytes": "int64",
+        "format": "string", "mode": "string", "n_bytes": "int64", "dhash": "string", "group_id": "string",
     })
 
 
