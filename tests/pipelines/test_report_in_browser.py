@@ -47,6 +47,13 @@ def test_comparison_report_renders_offline_with_every_model(reported_project):
         render_seconds = time.perf_counter() - start
         text = page.inner_text("body")
         plots = page.locator(".js-plotly-plot").count()
+        # Mistake thumbnails that the browser decoded (a broken data: URI has naturalWidth 0), per model.
+        thumbnails = {
+            model: page.locator(f"#mistakes-{model} ~ .mistakes").first.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+            for model in MODELS
+        }
+        f1_rows = page.locator("#per-class-f1-table tbody tr").count()
+        f1_header = page.locator("#per-class-f1-table thead th").all_inner_texts()
         page.screenshot(path=screenshot_path("comparison_report.png"), full_page=True)
 
     print(f"run: {reported_project.run_seconds:.1f} s, report rendered in {render_seconds:.1f} s, {plots} plotly figures")
@@ -57,6 +64,12 @@ def test_comparison_report_renders_offline_with_every_model(reported_project):
     missing = [model for model in MODELS if model not in text.lower()]
     assert not missing, f"models not shown in the rendered report: {missing}"
     assert plots >= len(figures) > 0, (plots, figures)  # every figure the pipeline draws is in the report
+    class_names = catalog.load("class_names")
+    assert f1_rows == len(class_names) and f1_header == ["class", *MODELS], (f1_rows, f1_header)
+    predictions = {model: catalog.load(f"{model}.test_predictions") for model in MODELS}
+    for model, widths in thumbnails.items():
+        wrong = int((~predictions[model]["correct"]).sum())
+        assert len(widths) == min(8, wrong) and all(w == 96 for w in widths), (model, widths, wrong)
 
 
 def test_kedro_viz_previews_the_report(reported_viz):

@@ -81,7 +81,7 @@ def test_only_clip_trained_the_report_covers_clip_and_notes_the_others(clip_only
     assert info["models_included"] == ["clip"]
     assert set(info["models_left_out"]) == {"aclip", "siglip"}
     assert "kedro run --pipeline=train_siglip" in info["models_left_out"]["siglip"]
-    assert set(info["input_versions"]) == {"class_names", "clip.run_info", "clip.history", "clip.test_predictions"}
+    assert set(info["input_versions"]) == {"class_names", "image_cache", "clip.run_info", "clip.history", "clip.test_predictions"}
 
     metrics = pd.read_parquet(io.BytesIO(clip_only_report["08_reporting/model_metrics.parquet"]))
     assert metrics["model"].tolist() == ["clip"]
@@ -115,7 +115,7 @@ def test_a_report_is_reproduced_byte_for_byte_from_its_recorded_input_versions(r
             "class_prompts": "05_model_input/class_prompts.json",
         }.items()
     }
-    expected_inputs = {"class_names": "05_model_input/class_names.json"}
+    expected_inputs = {"class_names": "05_model_input/class_names.json", "image_cache": "05_model_input/image_cache.json"}
     for model in ("clip", "aclip", "siglip"):
         expected_inputs |= {
             f"{model}.run_info": f"08_reporting/{model}/run_info.json",

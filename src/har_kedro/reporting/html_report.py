@@ -21,6 +21,7 @@ from plotly.offline import get_plotlyjs
 
 from har_kedro.provenance import INPUT_VERSIONS_KEY, reproduce_command
 from har_kedro.reporting.markdown import test_images_phrase
+from har_kedro.reporting.mistakes import ConfusedPair, Mistake, confident_mistakes, confused_pairs
 from har_kedro.reporting.runs import ModelRun
 from har_kedro.reporting.tables import COMPARISON_COLUMNS, PER_CLASS_COLUMNS, ZERO_SHOT_COLUMNS, Column, formatted_rows
 
@@ -55,6 +56,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; } td.text { text
 .note { color: #555; } code, pre { background: #f4f6f8; padding: .1rem .3rem; border-radius: 3px; }
 pre { padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
 .figure { margin: 1rem 0 2rem; overflow-x: auto; } nav a { margin-right: 1rem; }
+.mistakes { display: flex; flex-wrap: wrap; gap: .8rem; } figure.mistake { margin: 0; width: 140px; font-size: .8rem; }
+figure.mistake img, td img { width: 96px; height: 96px; display: block; border: 1px solid #ddd; }
+figcaption { overflow-wrap: anywhere; } .wrong { color: #b00020; }
 """
 
 
@@ -117,6 +121,62 @@ def model_section(run: ModelRun, per_class: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def per_class_f1_table(per_class: pd.DataFrame, runs: Sequence[ModelRun]) -> str:
+    """F1 of every class (rows) for every model (columns), side by side; the best of a row in bold."""
+    wide = per_class.pivot(index="class", columns="model", values="f1").reindex(columns=[r.name for r in runs])
+    wide = wide.reindex(per_class.drop_duplicates("class")["class"])  # class_names order
+    head = "<th>class</th>" + "".join(f"<th>{_e(m)}</th>" for m in wide.columns)
+    rows = []
+    for name, values in wide.iterrows():
+        best = values.max()
+        cells = "".join(
+            f'<td class="num">{"<strong>" if v == best else ""}{_e(f"{v:.3f}")}{"</strong>" if v == best else ""}</td>' for v in values
+        )
+        rows.append(f'<tr><td class="text">{_e(name)}</td>{cells}</tr>')
+    return f'<table id="per-class-f1-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _thumbnail(mistake: Mistake, thumbnails: Mapping[str, str]) -> str:
+    uri = thumbnails.get(mistake.image_id)
+    return f'<img src="{_e(uri)}" alt="{_e(mistake.image_id)}">' if uri else '<span class="note">(no thumbnail)</span>'
+
+
+def _mistake_figure(mistake: Mistake, thumbnails: Mapping[str, str]) -> str:
+    return (
+        f'<figure class="mistake">{_thumbnail(mistake, thumbnails)}<figcaption>{_e(mistake.label)} &rarr; '
+        f'<span class="wrong">{_e(mistake.predicted)}</span> ({mistake.probability:.2f})<br>'
+        f'<code>{_e(mistake.image_id)}</code></figcaption></figure>'
+    )
+
+
+def _pairs_table(pairs: Sequence[ConfusedPair], thumbnails: Mapping[str, str]) -> str:
+    rows = "".join(
+        f'<tr><td class="text">{_e(p.label)}</td><td class="text">{_e(p.predicted)}</td><td class="num">{p.count}</td>'
+        f'<td class="num">{p.share:.0%}</td><td>{_mistake_figure(p.example, thumbnails)}</td></tr>'
+        for p in pairs
+    )
+    head = "<th>true class</th><th>predicted as</th><th>test images</th><th>share of the class</th><th>most confident example</th>"
+    return f'<table class="confused-pairs"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def mistakes_section(runs: Sequence[ModelRun], thumbnails: Mapping[str, str]) -> str:
+    """Per model: the most confident mistakes on the test split, as thumbnails, and the most confused class pairs."""
+    parts = [
+        '<h2 id="mistakes">Mistakes</h2>',
+        '<p class="note">Test images as the model saw them (the cached, centre-cropped image), with the true class '
+        "&rarr; the predicted class and the probability the model gave it.</p>",
+    ]
+    for run in runs:
+        mistakes = confident_mistakes(run)
+        parts.append(f'<h3 id="mistakes-{_e(run.name)}">{_e(run.name)}</h3>')
+        if not mistakes:
+            parts.append('<p class="note">No mistake on the test split.</p>')
+            continue
+        parts += ["<h4>Most confident mistakes</h4>", '<div class="mistakes">' + "".join(_mistake_figure(m, thumbnails) for m in mistakes) + "</div>"]
+        parts += ["<h4>Most confused class pairs</h4>", _pairs_table(confused_pairs(run), thumbnails)]
+    return "\n".join(parts)
+
+
 def _inputs_section(report_info: Mapping[str, Any]) -> str:
     versions = report_info.get(INPUT_VERSIONS_KEY)
     if not versions:
@@ -136,8 +196,10 @@ def build_html_report(
     report_info: Mapping[str, Any],
     figures: Mapping[str, go.Figure],
     title: str = TITLE,
+    thumbnails: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole report as one HTML string; ``figures`` holds the keys of :data:`FIGURE_SECTIONS`."""
+    """The whole report as one HTML string; ``figures`` holds the keys of :data:`FIGURE_SECTIONS`;
+    ``thumbnails`` maps test image ids to ``data:`` URIs for the mistakes section (text only without)."""
     missing = [key for key, _, _ in FIGURE_SECTIONS if key not in figures]
     if missing:
         raise ValueError(f"build_html_report needs the figures {missing}; pass every key of FIGURE_SECTIONS.")
@@ -146,8 +208,9 @@ def build_html_report(
     lead = f"Models compared: {included}." + (f" Left out: {', '.join(left_out)} (see below)." if left_out else "")
     nav = "".join(
         f'<a href="#{anchor}">{_e(label)}</a>'
-        for anchor, label in (("comparison", "Comparison"), ("zero-shot", "Zero-shot baselines"), ("figures", "Figures"),
-                              ("models", "Models"), ("left-out", "Left out"), ("inputs", "Input versions"))
+        for anchor, label in (("comparison", "Comparison"), ("per-class-f1", "Per-class F1"), ("zero-shot", "Zero-shot baselines"),
+                              ("figures", "Figures"), ("mistakes", "Mistakes"), ("models", "Models"), ("left-out", "Left out"),
+                              ("inputs", "Input versions"))
     )
     body = [
         f"<h1>{_e(title)}</h1>",
@@ -157,6 +220,9 @@ def build_html_report(
         '<p class="note">Top-1/top-5 accuracy and macro precision, recall and F1 over all classes, computed from each '
         "model's saved test predictions; parameters, memory and timings as the training run recorded them.</p>",
         html_table(COMPARISON_COLUMNS, formatted_rows(metrics, COMPARISON_COLUMNS), table_id="comparison-table"),
+        '<h2 id="per-class-f1">Per-class F1</h2>',
+        '<p class="note">Test F1 of every class for every model, side by side; the best of each row in bold.</p>',
+        per_class_f1_table(per_class, runs),
         '<h2 id="zero-shot">Zero-shot baselines</h2>',
         '<p class="note">The backbone before any training, classifying with the prompt-ensembled text head, next to the fine-tuned result.</p>',
         html_table(ZERO_SHOT_COLUMNS, formatted_rows(metrics, ZERO_SHOT_COLUMNS), table_id="zero-shot-table"),
@@ -164,6 +230,7 @@ def build_html_report(
     ]
     for key, heading, caption in FIGURE_SECTIONS:
         body += [f"<h3>{_e(heading)}</h3>", f'<p class="note">{_e(caption)}</p>', f'<div class="figure">{figure_html(figures[key], f"figure-{key}")}</div>']
+    body.append(mistakes_section(runs, thumbnails or {}))
     body += ['<h2 id="models">Models</h2>'] + [model_section(run, per_class) for run in runs]
     body += ['<h2 id="left-out">Models left out</h2>']
     if left_out:

@@ -60,6 +60,7 @@ class RunSelection:
 
     runs: list[ModelRun]
     left_out: dict[str, str] = field(default_factory=dict)
+    thumbnails: dict[str, str] = field(default_factory=dict)  # image id -> data: URI (reporting/mistakes.py)
 
     @property
     def names(self) -> list[str]:

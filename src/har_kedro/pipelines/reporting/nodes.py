@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from har_kedro.data.image_cache import ImageCache
+from har_kedro.datasets.array_store import StoredArrays
 from har_kedro.pipelines.training import MODELS
 from har_kedro.reporting.figures import (
     accuracy_vs_epoch_time_figure,
@@ -17,13 +20,19 @@ from har_kedro.reporting.figures import (
 from har_kedro.reporting.html_report import build_html_report
 from har_kedro.reporting.markdown import metrics_markdown
 from har_kedro.reporting.metrics import model_metrics_table, per_class_table
+from har_kedro.reporting.mistakes import shown_images, thumbnails
 from har_kedro.reporting.runs import RunSelection, select_runs
 from har_kedro.reporting.summary import report_info, report_summary
 
 
-def collect_model_runs(class_names: list[str], **model_outputs: Any) -> tuple[RunSelection, dict[str, Any]]:
-    """``model_outputs`` are ``<model>.run_info/history/test_predictions`` by dataset name; ``None`` if never saved."""
+def collect_model_runs(class_names: list[str], image_cache: StoredArrays, **model_outputs: Any) -> tuple[RunSelection, dict[str, Any]]:
+    """``model_outputs`` are ``<model>.run_info/history/test_predictions`` by dataset name; ``None`` if never saved.
+    The test images the report shows (its mistakes) come from ``image_cache`` as thumbnails."""
     selection = select_runs(class_names, model_outputs, MODELS)
+    cache = ImageCache(image_cache)
+    if "test" in cache.splits:
+        shown = thumbnails(shown_images(selection.runs), cache.image_ids("test"), cache.images("test"))
+        selection = dataclasses.replace(selection, thumbnails=shown)
     return selection, report_info(selection)
 
 
@@ -61,4 +70,4 @@ def write_html_report(
         "accuracy_vs_parameters": accuracy_vs_parameters,
         "accuracy_vs_epoch_time": accuracy_vs_epoch_time,
     }
-    return build_html_report(model_metrics, per_class_metrics, selection.runs, report_info, figures)
+    return build_html_report(model_metrics, per_class_metrics, selection.runs, report_info, figures, thumbnails=selection.thumbnails)

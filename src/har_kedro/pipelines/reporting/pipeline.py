@@ -32,7 +32,10 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         # Kedro's generic advice against dotted names does not apply.
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.' characters")
         collect = Node(
-            collect_model_runs, {"class_names": "class_names", **model_outputs}, ["model_runs", "report_info"], name="collect_model_runs"
+            collect_model_runs,
+            {"class_names": "class_names", "image_cache": "image_cache", **model_outputs},
+            ["model_runs", "report_info"],
+            name="collect_model_runs",
         )
     return Pipeline(
         [
