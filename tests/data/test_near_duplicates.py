@@ -111,3 +111,35 @@ def test_the_hash_follows_the_exif_rotation(tmp_path: Path):
     out = io.BytesIO()
     image.save(out, "JPEG", quality=90, exif=exif)
     assert hamming(inspect_image(upright).dhash, inspect_image(out.getvalue()).dhash) <= 10
+
+
+def test_ingestion_groups_edited_copies_of_sample_photographs_into_one_split(tmp_path: Path):
+    """A Kaggle layout of 45 sample photographs (3 per class) plus an edited copy of 6 of them (each edit
+    twice), under new names: every copy shares its original's group and split; nothing else is grouped."""
+    from har_kedro.data.ingestion import ingest, summarise
+    from tests.helpers import write_kaggle
+
+    folder = real_sample_dir()
+    rows = [line.split(",") for line in (folder / "Training_set.csv").read_text().splitlines()[1:] if line]
+    chosen = [next(r for r in rows if r[1] == label and sum(1 for q in rows[: rows.index(r)] if q[1] == label) == k)
+              for label in sorted({r[1] for r in rows}) for k in range(3)]
+    listing, files, copies = [], {}, {}
+    for index, (name, label) in enumerate(chosen):
+        data = (folder / "train" / name).read_bytes()
+        listing.append((f"Image_{index + 1}.jpg", label))
+        files[f"Image_{index + 1}.jpg"] = data
+        if index % 8 == 0:  # photographs 1, 9, 17, 25, 33, 41: each edit, in turn
+            edit = list(EDITS.values())[(index // 8) % len(EDITS)]
+            copy_name = f"Image_{100 + index}.jpg"
+            listing.append((copy_name, label))
+            files[copy_name] = edit(Image.open(io.BytesIO(data)).convert("RGB"))
+            copies[f"train/{copy_name}"] = f"train/Image_{index + 1}.jpg"
+    root = write_kaggle(tmp_path / "har", listing, files)
+    manifest, rejected = ingest({"kind": "kaggle", "root": str(root)}, {"split": {"fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 1}, "progress": False})
+    assert rejected.empty
+    table = manifest.set_index("image_id")
+    for copy_id, original in copies.items():
+        assert table.loc[copy_id, "group_id"] == table.loc[original, "group_id"] == original
+        assert table.loc[copy_id, "split"] == table.loc[original, "split"]
+    summary = summarise(manifest, rejected)
+    assert summary["near_duplicate_groups"] == len(copies) == 6 and summary["near_duplicate_images"] == 12
