@@ -20,15 +20,20 @@ CLASSES = ["calling", "running", "sitting"]
 SPLIT = SplitSpec({"train": 0.6, "val": 0.2, "test": 0.2}, seed=3)
 
 
-def _bad_kaggle(root):
-    """Five good photos per class plus one of every bad input the ingestion must survive."""
+def _five_photos_per_class(seed: int, width_step: int) -> tuple[list[tuple[str, str]], dict[str, bytes]]:
+    """``Image_1.jpg`` ... ``Image_15.jpg``: five distinct photo crops per class, as CSV rows and files."""
     rows, files = [], {}
-    n = 0
     for c, cls in enumerate(CLASSES):
         for k in range(5):
-            n += 1
-            rows.append((f"Image_{n}.jpg", cls))
-            files[f"Image_{n}.jpg"] = encode(photo_crop(c * 5 + k, 200 + 10 * k, 150, seed=c))
+            name = f"Image_{c * 5 + k + 1}.jpg"
+            rows.append((name, cls))
+            files[name] = encode(photo_crop(c * 5 + k, 200 + width_step * k, 150, seed=seed + c))
+    return rows, files
+
+
+def _bad_kaggle(root):
+    """Five good photos per class plus one of every bad input the ingestion must survive."""
+    rows, files = _five_photos_per_class(seed=0, width_step=10)
     good = encode(photo_crop(99, 120, 90))
     exif_image = photo_crop(98, 80, 40)
     exif = exif_image.getexif()
@@ -162,13 +167,7 @@ def test_summary_counts(bad_kaggle):
 
 def _near_duplicate_kaggle(root, copy_label="calling"):
     """Five distinct photos per class; Image_1 (calling) also as a smaller, re-encoded copy."""
-    rows, files = [], {}
-    n = 0
-    for c, cls in enumerate(CLASSES):
-        for k in range(5):
-            n += 1
-            rows.append((f"Image_{n}.jpg", cls))
-            files[f"Image_{n}.jpg"] = encode(photo_crop(c * 5 + k, 200, 150, seed=10 + c))
+    rows, files = _five_photos_per_class(seed=10, width_step=0)
     small = Image.open(io.BytesIO(files["Image_1.jpg"])).resize((100, 75))
     rows.append(("Image_99.jpg", copy_label))
     files["Image_99.jpg"] = encode(small, quality=60)
