@@ -123,6 +123,7 @@ def test_load_versions_picks_the_older_trained_model(reported_copy: Path):
     assert some["image"].tolist() == names
     from_first = _expected_probabilities(project, first, folder, names, size)
     np.testing.assert_allclose(some["prob_1"], from_first.max(axis=1), atol=1e-5)
-    assert some["label_1"].tolist() == [context.catalog.load("class_names")[i] for i in from_first.argmax(axis=1)]
+    class_names = context.catalog.load("class_names")
+    assert some["label_1"].tolist() == [class_names[i] for i in from_first.argmax(axis=1)]
     # ... and not the latest model's: the two versions predict differently.
     assert np.abs(from_first - from_second).max() > 1e-3

@@ -84,3 +84,19 @@ def test_missing_figure_is_refused(two_models):
     metrics = model_metrics_table(selection.runs, CLASSES)
     with pytest.raises(ValueError, match="needs the figures"):
         build_html_report(metrics, per_class_table(selection.runs, CLASSES), selection.runs, report_info(selection), {})
+
+
+def test_a_run_trained_without_the_zero_shot_baseline_shows_a_dash_and_summarises_to_null(two_models):
+    """zero_shot_baseline: false records zero_shot: null; the report says nothing was measured, not 0 %."""
+    from har_kedro.reporting.summary import report_summary
+
+    outputs = {**two_models, "siglip.run_info": {**two_models["siglip.run_info"], "zero_shot": None}}
+    selection = select_runs(CLASSES, outputs, ["clip", "aclip", "siglip"])
+    metrics = model_metrics_table(selection.runs, CLASSES).set_index("model")
+    assert metrics["zero_shot_test_accuracy"].isna().tolist() == [False, True]
+    table = re.search(r'<table[^>]*id="zero-shot-table".*?</table>', _report(outputs), flags=re.S).group(0)
+    siglip_row = re.search(r"<tr>\s*<td[^>]*>siglip</td>.*?</tr>", table, flags=re.S).group(0)
+    assert siglip_row.count('<td class="num">–</td>') == 2  # zero-shot val and test; the fine-tuned number stays
+    summary = report_summary(metrics.reset_index(), selection.left_out)
+    assert summary["models"]["siglip"]["zero_shot_test_accuracy"] is None
+    assert summary["models"]["clip"]["zero_shot_test_accuracy"] == 0.12

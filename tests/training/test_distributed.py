@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from kedro.io.core import Version
 
 from har_kedro.config.distributed import DistributedSettings
 from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.image_cache import ImageCache
-from har_kedro.datasets import ArrayBundle, ContentAddressedArrayDataset
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.factory import build_classifier
 from har_kedro.training.checkpoint import latest_checkpoint, load_checkpoint
@@ -34,7 +32,6 @@ from har_kedro.training.launch import (
 )
 from har_kedro.training.run_inputs import RunInputs
 from har_kedro.training.runner import run_training
-from tests.helpers import separable_split
 from tests.models.conftest import PROMPTS
 from tests.training.distributed_workers import (
     compare_gathered_losses,
@@ -43,23 +40,6 @@ from tests.training.distributed_workers import (
 
 CPU = torch.device("cpu")
 TWO = {"num_processes": 2}
-
-
-@pytest.fixture(scope="module")
-def image_cache(tmp_path_factory: pytest.TempPathFactory) -> ImageCache:
-    """A memory-mapped cache like preprocessing writes. 41 training images: with batch_size 8 the last
-    micro-batch holds one image, so the second process trains that step on a stand-in row."""
-    root = tmp_path_factory.mktemp("cache")
-    splits = {"train": separable_split(41, 1), "val": separable_split(21, 2), "test": separable_split(15, 3)}
-    arrays = {f"{name}_{kind}": getattr(split, attr) for name, split in splits.items() for kind, attr in (("images", "inputs"), ("labels", "labels"))}
-    metadata = {
-        "image_size": 32,
-        "class_names": list(HAR_CLASSES),
-        "splits": {name: {"count": len(split), "image_ids": [f"{name}_{i}" for i in range(len(split))]} for name, split in splits.items()},
-    }
-    dataset = ContentAddressedArrayDataset(str(root / "cache.json"), str(root / "store"), Version(None, None))
-    dataset.save(ArrayBundle("test-cache", arrays, metadata))
-    return ImageCache(dataset.load())
 
 
 def _run(cache: ImageCache, source: str, config: TrainConfig) -> RunInputs:

@@ -88,8 +88,8 @@ def check_run_info(model: str, info: Any) -> dict[str, Any]:
         raise ReportingInputError(f"{name} lacks the keys {missing}; it was written by another version of train_{model}, so re-run kedro run --pipeline=train_{model}.")
     if info["model"] != model:
         raise ReportingInputError(f"{name} describes model '{info['model']}', not '{model}'; check the file at that path or re-run kedro run --pipeline=train_{model}.")
-    zero_shot = info["zero_shot"]
-    if not isinstance(zero_shot, dict) or not {"val_accuracy", "test_accuracy"} <= set(zero_shot):
+    zero_shot = info["zero_shot"]  # None: trained with zero_shot_baseline: false
+    if zero_shot is not None and (not isinstance(zero_shot, dict) or not {"val_accuracy", "test_accuracy"} <= set(zero_shot)):
         raise ReportingInputError(f"{name}'s zero_shot entry needs val_accuracy and test_accuracy; re-run kedro run --pipeline=train_{model}.")
     return info
 

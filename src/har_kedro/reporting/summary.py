@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,10 +17,12 @@ HEADLINE_COLUMNS: tuple[str, ...] = (
 
 
 def _plain(value: Any) -> Any:
-    """JSON-friendly and short: numpy scalars to Python, floats to 4 decimals (it is a preview)."""
+    """JSON-friendly and short: numpy scalars to Python, floats to 4 decimals (it is a preview), NaN to null."""
     if hasattr(value, "item"):
         value = value.item()
-    return round(value, 4) if isinstance(value, float) else value
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    return value
 
 
 def report_summary(metrics: pd.DataFrame, left_out: Mapping[str, str]) -> dict[str, Any]:

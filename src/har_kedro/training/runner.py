@@ -61,7 +61,7 @@ def cache_features(model: ImageClassifier, images: np.ndarray, batch_size: int, 
     backbone = model.backbone
     out = []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+        batch = torch.from_numpy(np.array(images[start : start + batch_size]))  # a copy: the cache is a read-only memmap
         pixels = prepare_eval_batch(batch, backbone.image_mean, backbone.image_std, model.image_size, device)
         out.append(image_features(backbone, pixels).float().cpu())
     return torch.cat(out) if out else torch.empty(0, 0)
@@ -130,20 +130,24 @@ def _library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "kedro": kedro.__version__}
 
 
-def _zero_shot(model: ImageClassifier, run: RunInputs, model_name: str) -> dict[str, float]:
+def _zero_shot(model: ImageClassifier, run: RunInputs, model_name: str) -> dict[str, float] | None:
+    """The untrained head's val and test accuracy; None when ``zero_shot_baseline`` turns it off."""
     config = run.config
+    if not config.zero_shot_baseline and config.method != "zero_shot":
+        logger.info("%s zero-shot baseline skipped (zero_shot_baseline: false).", model_name)
+        return None
     scores = {f"{s}_accuracy": evaluate(model, run.split(s), config.eval_batch_size, run.device, config.amp)["accuracy"] for s in ("val", "test")}
     logger.info("%s zero-shot: val %.3f, test %.3f", model_name, scores["val_accuracy"], scores["test_accuracy"])
     return scores
 
 
-def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot: dict[str, float]) -> dict[str, Any]:
+def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot: dict[str, float] | None) -> dict[str, Any]:
     """The fields of ``run_info`` that describe how training went."""
     final = results[-1] if results else None
     return {
         "epochs_run": len(final.history) if final else 0,
         "best_epoch": final.best_epoch if final else 0,
-        "best_val_accuracy": final.best_val_accuracy if final else zero_shot["val_accuracy"],
+        "best_val_accuracy": final.best_val_accuracy if final else (zero_shot or {}).get("val_accuracy", float("nan")),
         "stopped_early": bool(final.stopped_early) if final else False,
         "resumed_from_epoch": final.resumed_from_epoch if final else None,
         "peak_memory_mb": max((r.peak_memory_mb for r in results), default=0.0),

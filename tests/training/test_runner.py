@@ -1,0 +1,57 @@
+"""run_training's own choices: the zero-shot baseline it records before training, or skips when told."""
+
+from __future__ import annotations
+
+import pytest
+
+from har_kedro.config.training import TrainConfig, TrainingConfigError
+from har_kedro.data.classes import HAR_CLASSES
+from har_kedro.training.runner import run_training
+from tests.models.conftest import PROMPTS
+
+
+def _config(**overrides) -> TrainConfig:
+    base = dict(method="linear_probe", epochs=1, batch_size=8, effective_batch_size=8, device="cpu", progress=False, early_stopping_patience=0)
+    return TrainConfig.from_params(base | overrides)
+
+
+def _evaluated_splits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the splits run_training evaluates through ``evaluate`` (the baseline's passes)."""
+    import har_kedro.training.runner as runner
+
+    seen: list[int] = []
+    original = runner.evaluate
+
+    def counting(model, split, *args, **kwargs):
+        seen.append(len(split.labels))
+        return original(model, split, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate", counting)
+    return seen
+
+
+def test_the_zero_shot_baseline_is_evaluated_on_val_and_test_by_default(tiny_backbones, image_cache, monkeypatch):
+    seen = _evaluated_splits(monkeypatch)
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(), 0)
+    assert seen == [21, 15]  # val, then test
+    assert set(outputs.run_info["zero_shot"]) == {"val_accuracy", "test_accuracy"}
+
+
+def test_zero_shot_baseline_false_skips_both_passes_and_records_none(tiny_backbones, image_cache, monkeypatch):
+    seen = _evaluated_splits(monkeypatch)
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(zero_shot_baseline=False), 0)
+    assert seen == []
+    assert outputs.run_info["zero_shot"] is None
+    assert outputs.run_info["epochs_run"] == 1 and len(outputs.test_predictions) == 15
+
+
+def test_the_zero_shot_method_is_evaluated_whatever_the_baseline_setting(tiny_backbones, image_cache, monkeypatch):
+    seen = _evaluated_splits(monkeypatch)
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(method="zero_shot", zero_shot_baseline=False), 0)
+    assert seen == [21, 15]
+    assert outputs.run_info["best_val_accuracy"] == outputs.run_info["zero_shot"]["val_accuracy"]
+
+
+def test_a_zero_shot_baseline_that_is_not_a_boolean_is_refused():
+    with pytest.raises(TrainingConfigError, match=r"clip.training.zero_shot_baseline must be true or false, got 'no'"):
+        TrainConfig.from_params({"zero_shot_baseline": "no"}, where="clip.training")
