@@ -22,7 +22,7 @@ import pytest
 from kedro.framework.context import KedroContext
 from kedro.framework.session import KedroSession
 
-from har_kedro.pipelines.training import MODELS
+from har_kedro.config.models import MODELS  # not the pipelines: pytest-xdist's controller loads this file too
 from tests.pipelines.conftest import make_project, runner_for
 from tests.pipelines.viz_server import VizServer, kedro_viz
 

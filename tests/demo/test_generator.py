@@ -102,7 +102,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSummary:
 
 @pytest.fixture(scope="module")
 def demo_clean_seed1(tmp_path_factory: pytest.TempPathFactory) -> DemoSummary:
-    return generate_demo_dataset(tmp_path_factory.mktemp("demo_c"), DemoSpec(seed=1, include_broken=False))
+    # A third of the default size: enough held-out drawings (240) for the learnability check.
+    return generate_demo_dataset(tmp_path_factory.mktemp("demo_c"), DemoSpec(seed=1, include_broken=False, images_per_class=16))
 
 
 # --------------------------------------------------------------------------------------
@@ -179,12 +180,17 @@ def test_without_broken_entries(demo_clean_seed1: DemoSummary) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_same_spec_gives_byte_identical_files(demo: DemoSummary, tmp_path: Path) -> None:
-    again = generate_demo_dataset(tmp_path / "again", DemoSpec(seed=0))
-    assert again.broken == demo.broken
-    assert again.convertible == demo.convertible
-    a, b = all_files(demo.root), all_files(again.root)
-    assert a.keys() == b.keys()
+def test_same_spec_gives_byte_identical_files(tmp_path: Path) -> None:
+    # A small spec (2 per class) still writes every broken and convertible kind; each 720-image
+    # generation costs seconds.
+    spec = DemoSpec(images_per_class=2, seed=0)
+    first = generate_demo_dataset(tmp_path / "first", spec)
+    again = generate_demo_dataset(tmp_path / "again", spec)
+    assert len(first.broken) >= N_BROKEN_ROWS and len(first.convertible) == 6
+    assert again.broken == first.broken
+    assert again.convertible == first.convertible
+    a, b = all_files(first.root), all_files(again.root)
+    assert a.keys() == b.keys() and len(a) > 2 * N_CLASSES
     assert all(a[k] == b[k] for k in a)
 
 

@@ -10,9 +10,8 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
+from har_kedro.config.models import MODELS
 from har_kedro.pipelines.training.nodes import prepare_backbone, train_model
-
-MODELS: tuple[str, ...] = ("clip", "aclip", "siglip")
 
 
 def create_pipeline(model: str = "clip", **kwargs: object) -> Pipeline:
