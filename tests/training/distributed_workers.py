@@ -7,6 +7,7 @@ re-raises them in the test.
 
 from __future__ import annotations
 
+import gc
 import os
 from types import SimpleNamespace
 
@@ -79,6 +80,12 @@ def compare_gathered_losses(rank: int, world: int, init_file: str, sizes: list[i
                         assert p.grad is None, f"{where}: {name} should get no gradient"
                         continue
                     torch.testing.assert_close(p.grad, expected_grads[name], rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{where}: grad of {n} {m}")
+                # Each DDP wrapper goes while the process group is alive: were the last one freed after
+                # destroy_process_group, its reducer would hold the group's last reference and the gloo
+                # destructor would join its worker thread with the GIL held (a deadlock seen in CI).
+                del ddp, value
+                gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

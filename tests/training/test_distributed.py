@@ -11,6 +11,7 @@ import dataclasses
 import shutil
 import signal
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -70,7 +71,13 @@ def _assert_same_training(one, two) -> None:
 
 def test_losses_over_gathered_shards_equal_the_one_process_loss_and_gradients(tmp_path):
     """Batches of 7 (shards 4 + 3) and 1 (shards 1 + a stand-in row): loss and DDP-averaged gradients as in one process."""
-    mp.spawn(compare_gathered_losses, args=(2, str(tmp_path / "rendezvous"), [7, 1]), nprocs=2, join=True)
+    processes = mp.spawn(compare_gathered_losses, args=(2, str(tmp_path / "rendezvous"), [7, 1]), nprocs=2, join=False)
+    deadline = time.monotonic() + 300  # a hang (e.g. in gloo's teardown) fails the test instead of the whole CI run
+    while not processes.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in processes.processes:
+                process.kill()
+            pytest.fail("the two processes did not finish within 300 s")
 
 
 # --------------------------------------------------------------------------- two processes train like one

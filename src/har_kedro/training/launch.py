@@ -241,6 +241,11 @@ def train_worker(job: WorkerJob) -> None:
     if accelerator.is_local_main_process:
         save_fit_result(job.result_dir, dataclasses.replace(result, extra={**result.extra, "model_state": extra_state() if extra_state else None}))
     accelerator.wait_for_everyone()
+    # Drop the DDP wrapper (and its reducer) while the process group is still registered. Otherwise the
+    # last reference to a gloo group goes with the wrapper after end_training, and its destructor joins
+    # gloo's worker thread while holding the GIL that thread may need: a hang at exit (seen in a test).
+    del model
+    accelerator.free_memory()
     accelerator.end_training()
 
 
