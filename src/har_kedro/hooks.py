@@ -1,15 +1,19 @@
-"""Hooks that keep every run quiet and offline-clean, and record the inputs' versions."""
+"""Hooks that keep every run quiet and offline-clean, record the inputs' versions, and track experiments."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io.core import AbstractVersionedDataset
 from kedro.pipeline import Node, Pipeline
 
-from har_kedro.provenance import INPUT_VERSIONS_KEY, resolve_input_versions
+from har_kedro.provenance import INPUT_VERSIONS_KEY, reproduce_command, resolve_input_versions
+from har_kedro.tracking import final_metrics, flatten, tracking_enabled
+from har_kedro.tracking.mlflow_runs import MODEL_TAG
 
 
 class OfflineHooks:
@@ -24,6 +28,7 @@ class OfflineHooks:
     def after_context_created(self, context: object) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         os.environ.setdefault("DO_NOT_TRACK", "1")
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 class MissingInputsError(RuntimeError):
@@ -119,3 +124,81 @@ class InputVersionsHook:
     @hook_impl
     def on_node_error(self, node: Node) -> None:
         self._pending.pop(node.name, None)
+
+
+class TrackingHook:
+    """A child MLflow run per trained model inside kedro-mlflow's run of the ``kedro run`` (docs/tracking.md).
+
+    Opened before a ``<model>.train_model`` node and closed after it, both ``trylast``: kedro-mlflow
+    re-activates the parent run before every node (and logs the node's parameters there), so the child
+    must be pushed after that and popped before the next node. Closed with the final
+    test metrics, the history and ``run_info`` as artifacts, and the dataset versions the node writes.
+    The node itself feeds the per-epoch metrics (:func:`har_kedro.tracking.active_epoch_logger`).
+    The report of a ``reporting`` run is logged to the parent run. Nothing is logged without an active
+    MLflow run (kedro-mlflow off, ``HAR_KEDRO_TRACKING=off``, or a pipeline it does not track).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, str] = {}  # node name -> the child run this hook opened for it
+        self._outer: str | None = None  # the run active before the pipeline started (usually none)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self) -> None:
+        self._outer = run.info.run_id if (run := mlflow.active_run()) is not None else None
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self) -> None:
+        self._unwind("FINISHED")
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        self._unwind("FAILED")
+
+    def _unwind(self, status: str) -> None:
+        """Leave MLflow's active-run stack as the pipeline found it. kedro-mlflow 2.0 re-starts its run
+        before every node and MLflow 3 stacks each re-start, but it ends the run once: without this, the
+        next session in the process (a notebook, a test) would log into the finished run."""
+        while (run := mlflow.active_run()) is not None and run.info.run_id != self._outer:
+            mlflow.end_run(status=status)
+        self._open.clear()
+
+    @staticmethod
+    def _model(node: Node) -> str | None:
+        return node.namespace if node.name.endswith(".train_model") and node.namespace else None
+
+    @hook_impl(trylast=True)
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        model = self._model(node)
+        if model is None or not tracking_enabled() or mlflow.active_run() is None:
+            return
+        self._open[node.name] = mlflow.start_run(run_name=model, nested=True, tags={MODEL_TAG: model}).info.run_id
+        params = {"seed": inputs.get("params:seed"), "backbone": inputs.get(f"{model}.backbone_source")}
+        params |= flatten(inputs.get(f"params:{model}.training") or {}, "training.")
+        mlflow.log_params({key: value for key, value in params.items() if value is not None})
+
+    @hook_impl(trylast=True)
+    def after_node_run(self, node: Node, catalog: Any, outputs: dict[str, Any]) -> None:
+        if "comparison_report" in outputs and mlflow.active_run() is not None and tracking_enabled():
+            mlflow.log_text(outputs["comparison_report"], "comparison_report.html")
+        run = mlflow.active_run()
+        model = self._model(node)
+        if model is None or run is None or self._open.pop(node.name, None) != run.info.run_id:
+            return
+        predictions, run_info = outputs[f"{model}.test_predictions"], outputs[f"{model}.run_info"]
+        mlflow.log_metrics(final_metrics(predictions, run_info))
+        mlflow.log_text(outputs[f"{model}.history"].to_csv(index=False), "history.csv")
+        mlflow.log_dict(run_info, "run_info.json")
+        written = {name: catalog.get(name).resolve_save_version() for name in node.outputs if isinstance(catalog.get(name), AbstractVersionedDataset)}
+        read = run_info.get(INPUT_VERSIONS_KEY, {})
+        mlflow.set_tags({
+            "kedro.output_versions": json.dumps(written, sort_keys=True),
+            "kedro.input_versions": json.dumps(read, sort_keys=True),
+            "kedro.reproduce_report": reproduce_command({**read, **written}),
+        })
+        mlflow.end_run()
+
+    @hook_impl
+    def on_node_error(self, node: Node) -> None:
+        run = mlflow.active_run()
+        if run is not None and self._open.pop(node.name, None) == run.info.run_id:
+            mlflow.end_run(status="FAILED")

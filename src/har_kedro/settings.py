@@ -5,18 +5,30 @@ overrides what the offline demo changes, so ``base_env``/``default_run_env`` kee
 standard meaning: ``base`` is the real configuration, ``local`` the user's private one.
 """
 
+import os
 import warnings
 
-from kedro.config import OmegaConfigLoader
-from omegaconf.resolvers import oc
+# MLflow decides at import whether it sends usage telemetry (it does unless told): set before the hooks
+# import it. Users can still opt in by setting the variable themselves.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from har_kedro.hooks import InputVersionsHook, MissingInputsHook, OfflineHooks
+from kedro.config import OmegaConfigLoader  # noqa: E402
+from omegaconf.resolvers import oc  # noqa: E402
+
+from har_kedro.hooks import InputVersionsHook, MissingInputsHook, OfflineHooks, TrackingHook  # noqa: E402
+from har_kedro.tracking import sqlite_uri, tracking_enabled  # noqa: E402
 
 # Kedro's own config loader still calls an omegaconf API that warns on every run; the
 # warning is not actionable for users of this project.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
+# kedro-mlflow imports mlflow.pyfunc, which advises type hints for a model class we never define.
+warnings.filterwarnings("ignore", message=r"(?s).*Add type hints to the `predict` method", category=UserWarning)
 
-HOOKS = (OfflineHooks(), MissingInputsHook(), InputVersionsHook())
+HOOKS = (OfflineHooks(), MissingInputsHook(), InputVersionsHook(), TrackingHook())
+# HAR_KEDRO_TRACKING=off: kedro-mlflow's hooks are not loaded at all, so nothing reaches MLflow
+# (docs/tracking.md); everything the catalog holds is the same either way.
+# (Kedro matches the distribution's name as its metadata spells it: kedro_mlflow.)
+DISABLE_HOOKS_FOR_PLUGINS = () if tracking_enabled() else ("kedro_mlflow", "kedro-mlflow")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -26,5 +38,6 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
     # ${oc.env:NAME,default} in parameters too (Kedro allows it only in credentials by default):
     # conf/smoke reads the real-photo sample's folder from HAR_REAL_SAMPLE.
-    "custom_resolvers": {"oc.env": oc.env},
+    # ${har.sqlite:data/mlflow/mlflow.db} in mlflow.yml: the tracking database beside the data.
+    "custom_resolvers": {"oc.env": oc.env, "har.sqlite": sqlite_uri},
 }

@@ -236,7 +236,10 @@ def train_worker(job: WorkerJob) -> None:
     device = accelerator.device
     model = _worker_model(job, device)
     seed_everything(ranks.seed(run.seed))
-    result = fit(model, run.split("train"), run.split("val"), run.config, device, run.seed, run.checkpoint_dir, stage="fine_tune", ranks=ranks, inputs=run.identity)
+    result = fit(
+        model, run.split("train"), run.split("val"), run.config, device, run.seed, run.checkpoint_dir,
+        stage="fine_tune", ranks=ranks, inputs=run.identity, on_epoch_end=run.on_epoch_end if ranks.is_main else None,
+    )
     extra_state = getattr(model, "extra_state", None)
     if accelerator.is_local_main_process:
         save_fit_result(job.result_dir, dataclasses.replace(result, extra={**result.extra, "model_state": extra_state() if extra_state else None}))

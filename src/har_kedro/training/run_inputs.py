@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,6 +28,9 @@ class RunInputs:
     device: torch.device
     checkpoint_dir: Path | None
     identity: Mapping[str, str]  # backbone, its weights hash and the image cache: what a checkpoint must match
+    # Called after each epoch with (epoch, history row) by the process that logs (rank 0); picklable,
+    # since worker processes get it too (e.g. har_kedro.tracking.EpochMetricsLogger).
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None
 
     def split(self, name: str) -> Split:
         return Split(self.cache.images(name), self.cache.labels(name))

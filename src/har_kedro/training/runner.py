@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ def _probe(model: ImageClassifier, run: RunInputs, stage: str) -> FitResult:
     probe_config = dataclasses.replace(config, epochs=epochs, lr=config.probe_lr, lr_multipliers={})
     result = fit(
         probe, Split(features["train"], run.cache.labels("train")), Split(features["val"], run.cache.labels("val")),
-        probe_config, run.device, run.seed, run.checkpoint_dir, stage=stage, inputs=run.identity,
+        probe_config, run.device, run.seed, run.checkpoint_dir, stage=stage, inputs=run.identity, on_epoch_end=run.on_epoch_end,
     )
     for name, p in model.named_parameters():
         p.requires_grad_(saved_flags[name])
@@ -97,7 +97,10 @@ def train_stages(model: ImageClassifier, run: RunInputs) -> list[FitResult]:
         if config.distributed.enabled:  # worker processes (training/launch.py); the probe above stays here
             results.append(fit_in_processes(model, run))
         else:
-            results.append(fit(model, run.split("train"), run.split("val"), config, run.device, run.seed, run.checkpoint_dir, stage="fine_tune", inputs=run.identity))
+            results.append(fit(
+                model, run.split("train"), run.split("val"), config, run.device, run.seed, run.checkpoint_dir,
+                stage="fine_tune", inputs=run.identity, on_epoch_end=run.on_epoch_end,
+            ))
     return results
 
 
@@ -181,13 +184,15 @@ def run_training(
     config: TrainConfig,
     seed: int,
     checkpoint_dir: Path | None = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainingOutputs:
-    """Train one model as configured and predict the test split with its best epoch."""
+    """Train one model as configured and predict the test split with its best epoch; ``on_epoch_end``
+    sees each epoch's history row as it is written (experiment tracking)."""
     seed_everything(seed)
     device = select_device(config.device)
     backbone = load_backbone(backbone_source)
     identity = {"backbone": backbone_source, "backbone_weights": weights_fingerprint(backbone.model), "image_cache": cache.stored.fingerprint}
-    run = RunInputs(cache, class_names, class_prompts, backbone_source, config, seed, config.image_size or cache.image_size, device, checkpoint_dir, identity)
+    run = RunInputs(cache, class_names, class_prompts, backbone_source, config, seed, config.image_size or cache.image_size, device, checkpoint_dir, identity, on_epoch_end)
     model = training_classifier(backbone, class_names, class_prompts, config, device, run.image_size)
     zero_shot = _zero_shot(model, run, model_name)
     results = train_stages(model, run)

@@ -13,6 +13,7 @@ from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.image_cache import ImageCache
 from har_kedro.datasets.array_store import StoredArrays
 from har_kedro.models.tiny import ensure_random_backbone
+from har_kedro.tracking import active_epoch_logger
 from har_kedro.training.runner import run_training
 
 logger = logging.getLogger(__name__)
@@ -45,5 +46,7 @@ def train_model(
     model_name: str = "model",
 ) -> tuple[TrainedModel, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     config = TrainConfig.from_params(training, where=f"{model_name}.training")
-    outputs = run_training(model_name, ImageCache(image_cache), class_names, class_prompts, backbone_source, config, seed, checkpoints)
+    # Per-epoch metrics to this model's MLflow run when har_kedro.hooks.TrackingHook opened one (else None).
+    epoch_logger = active_epoch_logger(model_name)
+    outputs = run_training(model_name, ImageCache(image_cache), class_names, class_prompts, backbone_source, config, seed, checkpoints, epoch_logger)
     return outputs.trained_model, outputs.history, outputs.test_predictions, outputs.run_info

@@ -1,0 +1,121 @@
+"""Experiment tracking: after the demo run the MLflow store (SQLite under the data root) holds a run per
+``kedro run`` and a child run per model, with per-epoch and final metrics, artifacts and the dataset
+versions written; a second run adds a second set; HAR_KEDRO_TRACKING=off logs nothing and changes nothing else."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from har_kedro.config.models import MODELS
+from har_kedro.tracking import EpochMetricsLogger, flatten, tracking_enabled
+from tests.conftest import SHORT_RUN, ReportedProject
+from tests.pipelines.conftest import runner_for
+
+
+def _client(project: Path) -> MlflowClient:
+    database = project / "data" / "demo" / "mlflow" / "mlflow.db"
+    assert database.is_file(), f"no tracking database at {database}"
+    return MlflowClient(f"sqlite:///{database}")
+
+
+def _runs(client: MlflowClient) -> list:
+    experiment = client.get_experiment_by_name("har_kedro")
+    assert experiment is not None, "no har_kedro experiment"
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def _children(runs: list, model: str) -> list:
+    return [run for run in runs if run.data.tags.get("har_kedro.model") == model]
+
+
+def test_the_demo_run_is_tracked_with_a_child_run_per_model(reported_project: ReportedProject):
+    client = _client(reported_project.root)
+    runs = _runs(client)
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert [run.info.run_name for run in parents] == ["__default__"] and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert "comparison_report.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    context = reported_project.context()
+    for model in MODELS:
+        (child,) = _children(runs, model)
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.info.status == "FINISHED"
+        info = context.catalog.load(f"{model}.run_info")
+        history = context.catalog.load(f"{model}.history")
+        # per-epoch metrics, step = epoch, the same numbers as the history the catalog holds
+        for key in ("train_loss", "val_accuracy", "lr", "images_per_second"):
+            logged = client.get_metric_history(child.info.run_id, key)
+            assert [m.step for m in logged] == history["epoch"].tolist() == list(range(1, SHORT_RUN[model]["training"]["epochs"] + 1))
+            assert [m.value for m in logged] == pytest.approx(history[key].tolist(), rel=1e-6), key
+        final = child.data.metrics
+        assert final["test_top1_accuracy"] == pytest.approx(info["test_accuracy"])
+        assert 0 <= final["test_macro_f1"] <= 1 and final["test_top1_accuracy"] <= final["test_top5_accuracy"] <= 1
+        assert final["zero_shot_test_accuracy"] == pytest.approx(info["zero_shot"]["test_accuracy"])
+        params = child.data.params
+        assert params["training.method"] == info["method"] and params["training.epochs"] == str(SHORT_RUN[model]["training"]["epochs"])
+        assert params["seed"] == str(info["seed"]) and params["backbone"] == info["backbone"]
+        assert {"history.csv", "run_info.json"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
+        # the versions it wrote lead back to the catalog, and to the command that reproduces a report from them
+        written = json.loads(child.data.tags["kedro.output_versions"])
+        assert set(written) == {f"{model}.{name}" for name in ("trained_model", "history", "test_predictions", "run_info")}
+        for name, version in written.items():
+            assert (reported_project.root / context.catalog.get(name)._get_versioned_path(version)).exists(), (name, version)
+        assert child.data.tags["kedro.reproduce_report"].startswith("kedro run --pipelines=reporting --load-versions=")
+        assert f"{model}.run_info:{written[f'{model}.run_info']}" in child.data.tags["kedro.reproduce_report"]
+
+
+def test_a_second_run_adds_runs_and_tracking_off_adds_none_and_changes_nothing_else(reported_project: ReportedProject, reported_copy: Path, monkeypatch):
+    short = {"clip": {"training": {"epochs": SHORT_RUN["clip"]["training"]["epochs"]}}}
+    runner_for(reported_copy)("train_clip", runtime_params=short)
+    client = _client(reported_copy)
+    assert len(_children(_runs(client), "clip")) == 2
+
+    monkeypatch.setenv("HAR_KEDRO_TRACKING", "off")
+    import har_kedro.settings as project_settings
+    from kedro.framework.project import settings
+
+    disabled = importlib.reload(project_settings).DISABLE_HOOKS_FOR_PLUGINS
+    assert "kedro_mlflow" in disabled
+    monkeypatch.setattr(settings, "DISABLE_HOOKS_FOR_PLUGINS", disabled)  # what Kedro reads from settings.py
+    before = len(_runs(client))
+    context = runner_for(reported_copy)("train_clip", runtime_params=short)
+    assert len(_runs(client)) == before
+    tracked = reported_project.context().catalog.load("clip.history")
+    untracked = context.catalog.load("clip.history")
+    timing = ["seconds", "images_per_second", "peak_memory_mb"]
+    assert untracked.drop(columns=timing).equals(tracked.drop(columns=timing))
+    monkeypatch.delenv("HAR_KEDRO_TRACKING")
+    importlib.reload(project_settings)
+
+
+@pytest.mark.parametrize(("value", "enabled"), [(None, True), ("on", True), ("off", False), ("0", False), ("False", False), (" no ", False)])
+def test_tracking_is_on_unless_the_variable_says_off(value, enabled):
+    assert tracking_enabled({} if value is None else {"HAR_KEDRO_TRACKING": value}) is enabled
+
+
+def test_settings_are_flattened_with_dotted_names():
+    assert flatten({"lr": 1e-4, "lora": {"rank": 16, "targets": ["q", "v"]}, "aclip": None, "augment": {}}, "training.") == {
+        "training.lr": 1e-4, "training.lora.rank": 16, "training.lora.targets": "['q', 'v']", "training.aclip": None, "training.augment": "{}",
+    }
+
+
+def test_the_epoch_logger_survives_pickling_and_prefixes_other_stages(tmp_path):
+    import pickle
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("t"))
+    logger = pickle.loads(pickle.dumps(EpochMetricsLogger(uri, run.info.run_id)))
+    logger(1, {"stage": "linear_probe", "epoch": 1, "train_loss": 2.0, "val_accuracy": 0.25})
+    logger(1, {"stage": "fine_tune", "epoch": 1, "train_loss": 1.5, "val_accuracy": 0.5})
+    logger(2, {"stage": "fine_tune", "epoch": 2, "train_loss": 1.0, "val_accuracy": float("nan")})
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1.5, 1.0]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "linear_probe.train_loss")] == [2.0]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]  # NaN is not logged
+    assert mlflow.active_run() is None
