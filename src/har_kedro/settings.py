@@ -11,6 +11,7 @@ import warnings
 # MLflow decides at import whether it sends usage telemetry (it does unless told): set before the hooks
 # import it. Users can still opt in by setting the variable themselves.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not "Creating initial MLflow database tables..." on stderr
 
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
@@ -18,11 +19,15 @@ from omegaconf.resolvers import oc  # noqa: E402
 from har_kedro.hooks import InputVersionsHook, MissingInputsHook, OfflineHooks, TrackingHook  # noqa: E402
 from har_kedro.tracking import sqlite_uri, tracking_enabled  # noqa: E402
 
+# kedro-mlflow defines an MLflow pyfunc model class, and MLflow warns on import that its `predict` lacks
+# type hints, inside its own "once" filter that no filter of ours can outrank. We use no such model:
+# import it here, before Kedro loads the plugin, and swallow that import's warnings only.
+with warnings.catch_warnings(record=True):
+    import kedro_mlflow.mlflow  # noqa: E402, F401
+
 # Kedro's own config loader still calls an omegaconf API that warns on every run; the
 # warning is not actionable for users of this project.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
-# kedro-mlflow imports mlflow.pyfunc, which advises type hints for a model class we never define.
-warnings.filterwarnings("ignore", message=r"(?s).*Add type hints to the `predict` method", category=UserWarning)
 
 HOOKS = (OfflineHooks(), MissingInputsHook(), InputVersionsHook(), TrackingHook())
 # HAR_KEDRO_TRACKING=off: kedro-mlflow's hooks are not loaded at all, so nothing reaches MLflow

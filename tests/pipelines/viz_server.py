@@ -74,7 +74,7 @@ class VizServer:
         return json.loads(http_get(f"{self.url}/api/{path.lstrip('/')}"))
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process_group(process: subprocess.Popen) -> None:
     """Terminate the whole process group we started (the CLI and its server child)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -124,7 +124,7 @@ def kedro_viz(project: Path, env: str = "demo", timeout_s: float = 120.0) -> Ite
         url = _wait_until_up(process, port, log, timeout_s)
         yield VizServer(url=url, log=log)
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _wait_until_up(process: subprocess.Popen, port: int, log: Path, timeout_s: float) -> str:

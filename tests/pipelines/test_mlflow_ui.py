@@ -1,0 +1,78 @@
+"""Acceptance: after the demo run, ``mlflow ui`` (127.0.0.1 only, offline) serves the tracking store;
+in headless Chromium each model's run page shows its run and a metric chart renders. Screenshots are saved."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from har_kedro.config.models import MODELS
+from tests.browser import chromium, screenshot_path
+from tests.conftest import ReportedProject
+from tests.pipelines.viz_server import HOST, free_port, http_get, offline_env, stop_process_group
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def mlflow_ui(project: Path, store: str, timeout_s: float = 120.0) -> Iterator[str]:
+    """``mlflow ui`` on the demo store as the README gives it (one worker: ``kedro mlflow ui`` starts four,
+    each importing MLflow's server), on a free port; yields its URL once ``/health`` answers."""
+    port = free_port()
+    log = project / f"mlflow_ui_{port}.log"
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", HOST, "--port", str(port), "--workers", "1"]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=project, stdout=out, stderr=subprocess.STDOUT, env=offline_env(), start_new_session=True)
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"kedro mlflow ui exited with code {process.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                http_get(f"{url}/health", timeout=5)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"kedro mlflow ui did not answer within {timeout_s:.0f} s:\n{log.read_text()[-4000:]}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        stop_process_group(process)
+
+
+def test_the_mlflow_ui_shows_each_models_run_and_a_metric_chart(reported_project: ReportedProject):
+    database = reported_project.root / "data" / "demo" / "mlflow" / "mlflow.db"
+    store = f"sqlite:///{database}"
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("har_kedro")
+    runs = {run.data.tags.get("har_kedro.model"): run for run in client.search_runs([experiment.experiment_id])}
+    assert set(MODELS) <= set(runs)
+
+    with mlflow_ui(reported_project.root, store) as url, chromium(viewport=(1400, 900)) as browser:
+        page = browser.new_page()
+        for model in MODELS:
+            run_id = runs[model].info.run_id
+            page.goto(f"{url}/#/experiments/{experiment.experiment_id}/runs/{run_id}", wait_until="load")
+            page.get_by_text(run_id).first.wait_for(timeout=60_000)
+            assert model in page.inner_text("body"), f"{model}'s run page does not name its run"
+            page.screenshot(path=screenshot_path(f"mlflow_run_{model}.png"), full_page=True)
+        page.goto(f"{url}/#/experiments/{experiment.experiment_id}/runs/{runs['clip'].info.run_id}/model-metrics", wait_until="load")
+        page.get_by_placeholder("Search metric charts").fill("val_accuracy")
+        # A chart of the per-epoch val_accuracy with its line drawn (plotly draws each trace as a path).
+        line = page.locator(".js-plotly-plot .scatterlayer .trace path.js-line").first
+        line.wait_for(timeout=60_000)
+        titles = page.locator(".js-plotly-plot").count()
+        page.screenshot(path=screenshot_path("mlflow_metric_chart.png"), full_page=True)
+        charted = page.inner_text("body")
+
+    assert not browser.external_requests, f"the MLflow UI reached for the network: {browser.external_requests}"
+    assert titles >= 1 and "val_accuracy" in charted, charted[:2000]
