@@ -40,10 +40,12 @@ class MissingInputsHook:
 
     ``kedro run --env=smoke --pipeline=train_siglip`` on a fresh clone would otherwise fail inside the
     catalog with "Did not find any versions for ..."; this names the pipelines to run first instead.
-    Only versioned datasets are checked (optional report inputs are allowed to be missing).
+    Only versioned datasets are checked (optional report inputs are allowed to be missing). ``tryfirst``:
+    the check comes before kedro-mlflow opens the run's MLflow run, which nothing would close if this
+    hook raised afterwards (Kedro calls no error hook for a failure in ``before_pipeline_run``).
     """
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
         missing = _never_written(pipeline, catalog)
         if missing:

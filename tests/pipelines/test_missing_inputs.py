@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 
 from har_kedro.hooks import MissingInputsError
@@ -15,6 +16,8 @@ def test_training_before_the_data_pipelines_names_them(run_pipeline, project) ->
     assert "`kedro run --env=demo --pipelines=ingestion,preprocessing` first" in message
     assert "`kedro run --env=demo --pipelines=ingestion,preprocessing,train_siglip`" in message
     assert not (project / "data" / "demo" / "06_models").exists()  # stopped before prepare_backbone built anything
+    # ... and before an MLflow run was opened: none is left active for the next session in this process.
+    assert mlflow.active_run() is None
 
 
 def test_the_data_pipelines_themselves_are_not_stopped(run_pipeline, project) -> None:

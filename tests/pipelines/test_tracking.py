@@ -109,6 +109,7 @@ def test_the_epoch_logger_survives_pickling_and_prefixes_other_stages(tmp_path):
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    active = mlflow.active_run()
     client = MlflowClient(uri)
     run = client.create_run(client.create_experiment("t"))
     logger = pickle.loads(pickle.dumps(EpochMetricsLogger(uri, run.info.run_id)))
@@ -118,4 +119,4 @@ def test_the_epoch_logger_survives_pickling_and_prefixes_other_stages(tmp_path):
     assert [m.value for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1.5, 1.0]
     assert [m.value for m in client.get_metric_history(run.info.run_id, "linear_probe.train_loss")] == [2.0]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]  # NaN is not logged
-    assert mlflow.active_run() is None
+    assert mlflow.active_run() is active  # it logs by run id and never starts or ends a run
