@@ -59,7 +59,7 @@ def reported_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repor
 
     Read-only for the tests: use ``reported_copy`` to run more pipelines or save new versions.
     """
-    root = make_project(tmp_path_factory.mktemp("reported") / "project")
+    root = make_project(tmp_path_factory.mktemp("reported") / "project", fresh_tracking_store=True)  # the run creates it
     previous = Path.cwd()
     os.chdir(root)  # path parameters (demo images, tiny backbones, inference folder) are relative to it
     try:
