@@ -15,12 +15,19 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from kedro.framework.context import KedroContext
 from kedro.framework.session import KedroSession
+
+# Experiment tracking is off in the test processes (and the servers and kernels they start) unless a
+# test asks for it with tracked(): setting up MLflow's store costs seconds per project, and what it
+# logs is tested where it is the subject (tests/pipelines/test_tracking.py, test_mlflow_ui.py, on the
+# shared demo run, which is tracked). That tracking changes no catalog output is tested there too.
+os.environ.setdefault("HAR_KEDRO_TRACKING", "off")
 
 from har_kedro.config.models import MODELS  # not the pipelines: pytest-xdist's controller loads this file too
 from tests.pipelines.conftest import make_project, runner_for
@@ -38,6 +45,21 @@ SHORT_RUN["aclip"]["training"]["aclip"] = {"speedup_repeats": 1, "speedup_batch_
 
 # The xdist group of every test that uses the shared trained project: one worker builds it once.
 REPORTED_GROUP = "reported_project"
+
+
+@contextmanager
+def tracked() -> Iterator[None]:
+    """Sessions created inside log to MLflow, as a user's ``kedro run`` does (tracking on is the default)."""
+    from kedro.framework.project import settings
+
+    saved = os.environ.get("HAR_KEDRO_TRACKING"), settings.DISABLE_HOOKS_FOR_PLUGINS
+    os.environ["HAR_KEDRO_TRACKING"] = "on"
+    settings.DISABLE_HOOKS_FOR_PLUGINS = ()  # what settings.py computes with tracking on
+    try:
+        yield
+    finally:
+        os.environ["HAR_KEDRO_TRACKING"] = saved[0] if saved[0] is not None else "off"
+        settings.DISABLE_HOOKS_FOR_PLUGINS = saved[1]
 
 
 @dataclass(frozen=True)
@@ -59,12 +81,13 @@ def reported_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repor
 
     Read-only for the tests: use ``reported_copy`` to run more pipelines or save new versions.
     """
-    root = make_project(tmp_path_factory.mktemp("reported") / "project", fresh_tracking_store=True)  # the run creates it
+    root = make_project(tmp_path_factory.mktemp("reported") / "project")
     previous = Path.cwd()
     os.chdir(root)  # path parameters (demo images, tiny backbones, inference folder) are relative to it
     try:
         start = time.perf_counter()
-        runner_for(root)("__default__", env="demo", runtime_params=SHORT_RUN)
+        with tracked():  # the demo run as users get it: logged to MLflow (tests/pipelines/test_tracking.py reads it)
+            runner_for(root)("__default__", env="demo", runtime_params=SHORT_RUN)
         seconds = time.perf_counter() - start
     finally:
         os.chdir(previous)

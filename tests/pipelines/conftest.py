@@ -7,9 +7,7 @@ and each project starts from an empty catalog.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -20,31 +18,15 @@ from kedro.framework.startup import bootstrap_project
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_project(root: Path, fresh_tracking_store: bool = False) -> Path:
-    """A project folder with the repository's configuration. Its MLflow stores (one per data root) start as
-    copies of an empty database made once per process: MLflow builds a new one by running every schema
-    migration, seconds each time. ``fresh_tracking_store`` leaves them to be created by the run itself."""
+def make_project(root: Path) -> Path:
     root.mkdir(parents=True)
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()  # Kedro checks it exists; the package itself is the installed one
-    if not fresh_tracking_store:
-        for data_root in ("data", "data/demo", "data/smoke"):  # globals.data_root of base, demo, smoke
-            (root / data_root / "mlflow").mkdir(parents=True)
-            shutil.copy(_empty_tracking_store(), root / data_root / "mlflow" / "mlflow.db")
     bootstrap_project(root)
     return root
-
-
-@cache
-def _empty_tracking_store() -> Path:
-    from mlflow.tracking import MlflowClient
-
-    database = Path(tempfile.mkdtemp(prefix="har-kedro-mlflow-")) / "mlflow.db"
-    MlflowClient(f"sqlite:///{database}").search_experiments()  # creates the tables
-    return database
 
 
 def runner_for(project: Path) -> Callable[..., KedroContext]:

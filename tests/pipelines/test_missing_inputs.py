@@ -6,10 +6,11 @@ import mlflow
 import pytest
 
 from har_kedro.hooks import MissingInputsError
+from tests.conftest import tracked
 
 
 def test_training_before_the_data_pipelines_names_them(run_pipeline, project) -> None:
-    with pytest.raises(MissingInputsError) as error:
+    with tracked(), pytest.raises(MissingInputsError) as error:  # tracked: no MLflow run may be left open
         run_pipeline("train_siglip", env="demo")
     message = str(error.value)
     assert message.startswith("class_names, class_prompts, image_cache have never been written in this environment (demo)")

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from har_kedro.config.models import MODELS
 from har_kedro.tracking import EpochMetricsLogger, flatten, tracking_enabled
-from tests.conftest import SHORT_RUN, ReportedProject
+from tests.conftest import SHORT_RUN, ReportedProject, tracked
 from tests.pipelines.conftest import runner_for
 
 
@@ -70,10 +70,12 @@ def test_the_demo_run_is_tracked_with_a_child_run_per_model(reported_project: Re
 
 def test_a_second_run_adds_runs_and_tracking_off_adds_none_and_changes_nothing_else(reported_project: ReportedProject, reported_copy: Path, monkeypatch):
     short = {"clip": {"training": {"epochs": SHORT_RUN["clip"]["training"]["epochs"]}}}
-    runner_for(reported_copy)("train_clip", runtime_params=short)
+    with tracked():
+        runner_for(reported_copy)("train_clip", runtime_params=short)
     client = _client(reported_copy)
     assert len(_children(_runs(client), "clip")) == 2
 
+    # HAR_KEDRO_TRACKING=off: settings.py leaves kedro-mlflow's hooks out (tests/conftest.py sets it for the suite).
     monkeypatch.setenv("HAR_KEDRO_TRACKING", "off")
     import har_kedro.settings as project_settings
     from kedro.framework.project import settings
@@ -84,11 +86,13 @@ def test_a_second_run_adds_runs_and_tracking_off_adds_none_and_changes_nothing_e
     before = len(_runs(client))
     context = runner_for(reported_copy)("train_clip", runtime_params=short)
     assert len(_runs(client)) == before
-    tracked = reported_project.context().catalog.load("clip.history")
+    tracked_history = reported_project.context().catalog.load("clip.history")
     untracked = context.catalog.load("clip.history")
     timing = ["seconds", "images_per_second", "peak_memory_mb"]
-    assert untracked.drop(columns=timing).equals(tracked.drop(columns=timing))
-    monkeypatch.delenv("HAR_KEDRO_TRACKING")
+    assert untracked.drop(columns=timing).equals(tracked_history.drop(columns=timing))
+    monkeypatch.setenv("HAR_KEDRO_TRACKING", "on")
+    assert importlib.reload(project_settings).DISABLE_HOOKS_FOR_PLUGINS == ()
+    monkeypatch.setenv("HAR_KEDRO_TRACKING", "off")
     importlib.reload(project_settings)
 
 
