@@ -27,8 +27,7 @@ class OfflineHooks:
     @hook_impl
     def after_context_created(self, context: object) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-        os.environ.setdefault("DO_NOT_TRACK", "1")
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("DO_NOT_TRACK", "1")  # MLflow's telemetry is turned off in settings.py, before its import
 
 
 class MissingInputsError(RuntimeError):
