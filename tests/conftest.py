@@ -50,16 +50,17 @@ REPORTED_GROUP = "reported_project"
 @contextmanager
 def tracked() -> Iterator[None]:
     """Sessions created inside log to MLflow, as a user's ``kedro run`` does (tracking on is the default)."""
-    from kedro.framework.project import settings
+    from kedro.framework.project import configure_project, settings
 
-    saved = os.environ.get("HAR_KEDRO_TRACKING"), settings.DISABLE_HOOKS_FOR_PLUGINS
     os.environ["HAR_KEDRO_TRACKING"] = "on"
     settings.DISABLE_HOOKS_FOR_PLUGINS = ()  # what settings.py computes with tracking on
     try:
         yield
     finally:
-        os.environ["HAR_KEDRO_TRACKING"] = saved[0] if saved[0] is not None else "off"
-        settings.DISABLE_HOOKS_FOR_PLUGINS = saved[1]
+        os.environ["HAR_KEDRO_TRACKING"] = "off"
+        # Kedro's settings read settings.py again (tracking off, as imported); assigning the old value
+        # back would leave Kedro's lazy settings object without the key.
+        configure_project("har_kedro")
 
 
 @dataclass(frozen=True)
