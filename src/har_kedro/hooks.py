@@ -12,7 +12,7 @@ from kedro.io.core import AbstractVersionedDataset
 from kedro.pipeline import Node, Pipeline
 
 from har_kedro.provenance import INPUT_VERSIONS_KEY, reproduce_command, resolve_input_versions
-from har_kedro.tracking import final_metrics, flatten, tracking_enabled
+from har_kedro.tracking import final_metrics, flatten, mark_model_training, tracking_enabled
 from har_kedro.tracking.mlflow_runs import MODEL_TAG
 
 
@@ -170,8 +170,9 @@ class TrackingHook:
     @hook_impl(trylast=True)
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
         model = self._model(node)
-        if model is None or not tracking_enabled() or mlflow.active_run() is None:
+        if model is None or not tracking_enabled() or (parent := mlflow.active_run()) is None:
             return
+        mark_model_training(parent.info.experiment_id)
         self._open[node.name] = mlflow.start_run(run_name=model, nested=True, tags={MODEL_TAG: model}).info.run_id
         params = {"seed": inputs.get("params:seed"), "backbone": inputs.get(f"{model}.backbone_source")}
         params |= flatten(inputs.get(f"params:{model}.training") or {}, "training.")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from har_kedro.config.models import MODELS
-from har_kedro.tracking import EpochMetricsLogger, flatten, tracking_enabled
+from har_kedro.tracking import EpochMetricsLogger, flatten, mark_model_training, tracking_enabled
 from tests.conftest import SHORT_RUN, ReportedProject, tracked
 from tests.pipelines.conftest import runner_for
 
@@ -39,6 +40,8 @@ def test_the_demo_run_is_tracked_with_a_child_run_per_model(reported_project: Re
     parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     assert [run.info.run_name for run in parents] == ["__default__"] and parents[0].info.status == "FINISHED"
     parent = parents[0]
+    # MLflow's UI shows it as model training (runs table, charts), not as a GenAI experiment
+    assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert "comparison_report.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     context = reported_project.context()
     for model in MODELS:
@@ -94,6 +97,19 @@ def test_a_second_run_adds_runs_and_tracking_off_adds_none_and_changes_nothing_e
         assert importlib.reload(project_settings).DISABLE_HOOKS_FOR_PLUGINS == disabled
 
 
+def test_settings_leave_mlflows_job_runner_off_unless_the_user_says(monkeypatch):
+    """`kedro mlflow ui` inherits the environment settings.py sets: no GenAI job runner and its seven workers
+    (tests/pipelines/test_mlflow_ui.py checks the server's processes); a user's own value wins."""
+    import har_kedro.settings as project_settings
+
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    importlib.reload(project_settings)
+    assert os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    importlib.reload(project_settings)
+    assert os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+
+
 @pytest.mark.parametrize(("value", "enabled"), [(None, True), ("on", True), ("off", False), ("0", False), ("False", False), (" no ", False)])
 def test_tracking_is_on_unless_the_variable_says_off(value, enabled):
     assert tracking_enabled({} if value is None else {"HAR_KEDRO_TRACKING": value}) is enabled
@@ -122,3 +138,13 @@ def test_the_epoch_logger_survives_pickling_and_prefixes_other_stages(tmp_path):
     assert [m.value for m in client.get_metric_history(run.info.run_id, "linear_probe.train_loss")] == [2.0]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]  # NaN is not logged
     assert mlflow.active_run() is active  # it logs by run id and never starts or ends a run
+
+
+def test_the_experiment_is_marked_as_model_training_unless_its_kind_was_chosen(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    fresh, chosen = client.create_experiment("fresh"), client.create_experiment("chosen", tags={"mlflow.experimentKind": "genai_development"})
+    for experiment in (fresh, chosen):
+        mark_model_training(experiment, uri)
+    assert client.get_experiment(fresh).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(chosen).tags["mlflow.experimentKind"] == "genai_development"

@@ -92,22 +92,27 @@ def stop_process_group(process: subprocess.Popen) -> None:
 
 def _group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies, which nobody may reap here, do not count)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not Path("/proc").is_dir():
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return False
         return True
-    for stat in proc.glob("[0-9]*/stat"):
+    return bool(group_members(pgid))
+
+
+def group_members(pgid: int) -> list[str]:
+    """Command lines of the live (not zombie) processes of group ``pgid``, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # "pid (comm) state ppid pgrp ...": comm may contain spaces, so split after its ')'.
             fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip())
+        except (OSError, IndexError, ValueError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return members
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from har_kedro.tracking.mlflow_runs import (
     active_epoch_logger,
     final_metrics,
     flatten,
+    mark_model_training,
     sqlite_uri,
     tracking_enabled,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "active_epoch_logger",
     "final_metrics",
     "flatten",
+    "mark_model_training",
     "sqlite_uri",
     "tracking_enabled",
 ]

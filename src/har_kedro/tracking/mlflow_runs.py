@@ -19,6 +19,9 @@ from har_kedro.reporting.metrics import TOP_K, top_k_accuracy
 
 TRACKING_ENV_VAR = "HAR_KEDRO_TRACKING"
 MODEL_TAG = "har_kedro.model"
+# MLflow 3's UI lays an experiment out for GenAI work (traces, judges, evaluation runs) unless this tag
+# says it holds model training: then it shows the runs table and the metric charts first.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 # The columns of a history row that are per-epoch metrics (the others say which stage and epoch).
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second", "peak_memory_mb")
 # The fine-tuning stage's metrics keep their plain names; another stage's (lp_ft's linear probe) are prefixed.
@@ -39,6 +42,13 @@ def sqlite_uri(path: str) -> str:
     target = Path(path).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{target.as_posix()}"
+
+
+def mark_model_training(experiment_id: str, tracking_uri: str | None = None) -> None:
+    """Tag the experiment as model training for MLflow's UI, unless someone already chose its kind."""
+    client = MlflowClient(tracking_uri)
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
