@@ -186,11 +186,12 @@ class TrackingHook:
         model = self._model(node)
         if model is None or run is None or self._open.pop(node.name, None) != run.info.run_id:
             return
-        predictions, run_info = outputs[f"{model}.test_predictions"], outputs[f"{model}.run_info"]
-        mlflow.log_metrics(final_metrics(predictions, run_info))
-        mlflow.log_text(outputs[f"{model}.history"].to_csv(index=False), "history.csv")
+        predictions, history, run_info = (outputs[f"{model}.{kind}"] for kind in ("test_predictions", "history", "run_info"))
+        mlflow.log_metrics(final_metrics(predictions, history, run_info))
+        mlflow.log_text(history.to_csv(index=False), "history.csv")
         mlflow.log_dict(run_info, "run_info.json")
-        written = {name: catalog.get(name).resolve_save_version() for name in node.outputs if isinstance(catalog.get(name), AbstractVersionedDataset)}
+        datasets = {name: catalog.get(name) for name in node.outputs}
+        written = {name: dataset.resolve_save_version() for name, dataset in datasets.items() if isinstance(dataset, AbstractVersionedDataset)}
         read = run_info.get(INPUT_VERSIONS_KEY, {})
         mlflow.set_tags({
             "kedro.output_versions": json.dumps(written, sort_keys=True),

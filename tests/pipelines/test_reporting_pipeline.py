@@ -31,12 +31,14 @@ DATA = Path("data/demo")
 REPORT_FILES = (
     "08_reporting/model_metrics.parquet",
     "08_reporting/per_class_metrics.parquet",
+    "08_reporting/pairwise_comparisons.parquet",
     "08_reporting/model_metrics.md",
     "08_reporting/report_summary.json",
     "08_reporting/confusion_matrices.json",
     "08_reporting/learning_curves.json",
     "08_reporting/accuracy_vs_parameters.json",
     "08_reporting/accuracy_vs_epoch_time.json",
+    "08_reporting/reliability.json",
     "08_reporting/comparison_report.html",
 )
 

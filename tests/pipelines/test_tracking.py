@@ -13,7 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from har_kedro.config.models import MODELS
-from har_kedro.tracking import EpochMetricsLogger, flatten, mark_model_training, tracking_enabled
+from har_kedro.tracking import EpochMetricsLogger, final_metrics, flatten, mark_model_training, tracking_enabled
+from har_kedro.tracking.mlflow_runs import EPOCH_METRICS
 from tests.conftest import SHORT_RUN, ReportedProject, tracked
 from tests.pipelines.conftest import runner_for
 
@@ -148,3 +149,26 @@ def test_the_experiment_is_marked_as_model_training_unless_its_kind_was_chosen(t
         mark_model_training(experiment, uri)
     assert client.get_experiment(fresh).tags["mlflow.experimentKind"] == "custom_model_development"
     assert client.get_experiment(chosen).tags["mlflow.experimentKind"] == "genai_development"
+
+
+def test_final_metrics_are_the_reports_numbers_by_hand():
+    """Labels a a b c, predicted a b b b: top-1 2/4; F1 a 2/3, b 1/2, c 0 -> macro 7/18; top-5 of 3 classes is 1."""
+    import pandas as pd
+
+    probabilities = [[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.2, 0.7, 0.1], [0.1, 0.5, 0.4]]
+    predictions = pd.DataFrame({"label_id": [0, 0, 1, 2], "pred_id": [0, 1, 1, 1]})
+    predictions[["prob_a", "prob_b", "prob_c"]] = probabilities
+    run_info = {
+        "model": "clip", "family": "clip", "backbone": "b", "method": "full", "loss": "cross_entropy", "device": "cpu",
+        "trainable_parameters": 10, "total_parameters": 40, "trainable_fraction": 0.25, "epochs_run": 2, "best_epoch": 2,
+        "peak_memory_mb": 12.5, "mean_epoch_seconds": 3.0, "mean_images_per_second": 8.0, "zero_shot": None, "seed": 7,
+    }
+    metrics = final_metrics(predictions, pd.DataFrame({"seconds": [2.0, 4.0]}), run_info)
+    assert metrics["test_top1_accuracy"] == 0.5 and metrics["test_top5_accuracy"] == 1.0
+    assert metrics["test_macro_f1"] == pytest.approx(7 / 18)
+    assert metrics["total_train_seconds"] == 6.0 and metrics["trainable_parameters"] == 10.0 and metrics["test_images"] == 4.0
+    # whole-run numbers named like a per-epoch metric get run_, or they would add a step to that curve
+    assert metrics["run_images_per_second"] == 8.0 and metrics["run_peak_memory_mb"] == 12.5
+    assert not set(metrics) & set(EPOCH_METRICS)
+    assert metrics["test_top1_ci_low"] <= 0.5 <= metrics["test_top1_ci_high"] and 0 <= metrics["test_ece"] <= 1
+    assert not {"zero_shot_val_accuracy", "zero_shot_test_accuracy", "seed", "top1_accuracy"} & set(metrics)  # no baseline; seed is a parameter

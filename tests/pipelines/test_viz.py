@@ -31,9 +31,9 @@ PROMISED_PIPELINES = {
     "reporting", "inference", "inference_clip", "inference_aclip", "inference_siglip", "__default__",
 }  # fmt: skip
 REPORT_DATASETS = {
-    "model_metrics", "per_class_metrics", "model_metrics_markdown", "report_summary",
+    "model_metrics", "per_class_metrics", "pairwise_comparisons", "model_metrics_markdown", "report_summary",
     "confusion_matrices_plot", "learning_curves_plot", "accuracy_vs_parameters_plot",
-    "accuracy_vs_epoch_time_plot", "comparison_report", "report_info",
+    "accuracy_vs_epoch_time_plot", "reliability_plot", "comparison_report", "report_info",
 }  # fmt: skip
 # Written before the app's scripts run: no first-visit feature tour over the screenshot.
 NO_TOUR = {"KedroViz": json.dumps({"showFeatureHints": False})}

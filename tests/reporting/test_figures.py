@@ -10,9 +10,11 @@ from har_kedro.reporting.figures import (
     accuracy_vs_parameters_figure,
     confusion_matrices_figure,
     learning_curves_figure,
+    reliability_figure,
 )
 from har_kedro.reporting.metrics import confusion_counts, model_metrics_table
 from har_kedro.reporting.runs import select_runs
+from har_kedro.reporting.statistics import reliability_table
 from tests.reporting.conftest import CLASSES
 
 
@@ -53,6 +55,22 @@ def test_tradeoff_scatters_plot_top1_against_parameters_log_and_epoch_seconds(ru
     assert [(t.text[0], t.x[0], t.y[0]) for t in params.data] == list(zip(metrics["model"], metrics["trainable_parameters"], metrics["top1_accuracy"], strict=True))
     seconds = accuracy_vs_epoch_time_figure(metrics)
     assert [t.x[0] for t in seconds.data] == list(metrics["mean_epoch_seconds"])
+    # each point carries its top-1 bootstrap interval as an error bar
+    for trace, row in zip(params.data, metrics.itertuples(), strict=True):
+        assert trace.y[0] - trace.error_y.arrayminus[0] == pytest.approx(row.top1_ci_low)
+        assert trace.y[0] + trace.error_y.array[0] == pytest.approx(row.top1_ci_high)
+
+
+def test_the_reliability_diagram_draws_each_models_bins_against_the_diagonal(runs):
+    fig = reliability_figure(runs, CLASSES, 10)
+    assert fig.data[0].name == "perfectly calibrated" and list(fig.data[0].x) == [0, 1] == list(fig.data[0].y)
+    for trace, run in zip(fig.data[1:], runs, strict=True):
+        table = reliability_table(run.labels(), run.probabilities(CLASSES), 10)
+        used = table[table["images"] > 0]
+        assert trace.name == run.name
+        np.testing.assert_allclose(trace.x, used["confidence"])
+        np.testing.assert_allclose(trace.y, used["accuracy"])
+        assert sum(c[0] for c in trace.customdata) == len(run.predictions)  # every test image is in a bin
 
 
 def test_a_model_that_trained_nothing_is_noted_not_drawn_on_the_log_axis(runs):
@@ -70,5 +88,6 @@ def test_same_inputs_give_byte_identical_figure_json(runs):
         lambda: learning_curves_figure(runs),
         lambda: accuracy_vs_parameters_figure(metrics),
         lambda: accuracy_vs_epoch_time_figure(metrics),
+        lambda: reliability_figure(runs, CLASSES, 15),
     ):
         assert build().to_json() == build().to_json()

@@ -11,9 +11,10 @@ from har_kedro.reporting.figures import (
     accuracy_vs_parameters_figure,
     confusion_matrices_figure,
     learning_curves_figure,
+    reliability_figure,
 )
 from har_kedro.reporting.html_report import FIGURE_SECTIONS, build_html_report
-from har_kedro.reporting.metrics import model_metrics_table, per_class_table
+from har_kedro.reporting.metrics import model_metrics_table, pairwise_table, per_class_table
 from har_kedro.reporting.runs import select_runs
 from har_kedro.reporting.summary import report_info
 from tests.reporting.conftest import CLASSES
@@ -29,9 +30,11 @@ def _report(outputs, versions=VERSIONS):
         "learning_curves": learning_curves_figure(selection.runs),
         "accuracy_vs_parameters": accuracy_vs_parameters_figure(metrics),
         "accuracy_vs_epoch_time": accuracy_vs_epoch_time_figure(metrics),
+        "reliability": reliability_figure(selection.runs, CLASSES, 15),
     }
     info = {**report_info(selection), **({"input_versions": versions} if versions else {})}
-    return build_html_report(metrics, per_class_table(selection.runs, CLASSES), selection.runs, info, figures)
+    pairwise = pairwise_table(selection.runs)
+    return build_html_report(metrics, per_class_table(selection.runs, CLASSES), selection.runs, info, figures, pairwise=pairwise)
 
 
 def _without_plotly_js(page: str) -> str:
@@ -52,7 +55,10 @@ def test_has_every_section_figure_model_and_left_out_note(two_models):
     page = _report(two_models)
     for key, heading, _ in FIGURE_SECTIONS:
         assert f'id="figure-{key}"' in page and heading in page
-    assert 'id="comparison-table"' in page and 'id="zero-shot-table"' in page
+    assert 'id="comparison-table"' in page and 'id="zero-shot-table"' in page and 'id="uncertainty-table"' in page
+    # the one pair, in words, with its interval and test
+    (pair,) = re.findall(r'<ul id="pairwise-tests"><li>([^<]*)</li></ul>', page)
+    assert re.fullmatch(r"clip vs siglip: [+-]\d+\.\d points top-1, 95 % CI \[[+-]\d+\.\d, [+-]\d+\.\d\], McNemar p = [<\d. ]+ \(clip alone right on \d+ images, siglip alone on \d+\)", pair), pair
     assert 'id="model-clip"' in page and 'id="model-siglip"' in page and 'id="model-aclip"' not in page
     assert "<strong>aclip</strong>: not trained" in page
     for name in CLASSES:

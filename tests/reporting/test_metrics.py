@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from har_kedro.reporting.metrics import (
     METRIC_COLUMNS,
     confusion_counts,
     model_metrics_table,
+    pairwise_table,
     per_class_table,
     row_normalised,
     top_k_accuracy,
@@ -96,3 +99,34 @@ def test_table_round_trips_through_parquet_unchanged(two_models, tmp_path):
     table = model_metrics_table(select_runs(CLASSES, two_models, ["clip", "siglip"]).runs, CLASSES)
     table.to_parquet(tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), table)
+
+
+def _run_named(name: str, labels: np.ndarray, predicted: np.ndarray, ids: list[str] | None = None):
+    predictions = make_predictions(labels, predicted, class_names=THREE)
+    if ids is not None:
+        predictions["image_id"] = ids
+    history = make_history(2)
+    outputs = {f"{name}.run_info": make_run_info(name, predictions, history), f"{name}.history": history, f"{name}.test_predictions": predictions}
+    return select_runs(THREE, outputs, [name]).runs[0]
+
+
+def test_pairs_are_compared_on_the_images_both_predicted():
+    """a right on images 0-3, b right on 2-5: 2 images only a gets right, 2 only b; the difference is 0, p = 1."""
+    labels = np.zeros(6, dtype=int)
+    a = _run_named("a", labels, np.array([0, 0, 0, 0, 1, 1]))
+    b = _run_named("b", labels, np.array([1, 1, 0, 0, 0, 0]))
+    c = _run_named("c", labels, labels, ids=[f"other_{i}" for i in range(6)])  # another test split
+    # b's rows in another order: pairing goes by image id, not by row
+    b = dataclasses.replace(b, predictions=b.predictions.iloc[::-1].reset_index(drop=True))
+    table = pairwise_table([a, b, c])
+    assert table[["first", "second"]].values.tolist() == [["a", "b"]]  # c shares no image with either
+    row = table.iloc[0]
+    assert (row["images"], row["only_first_right"], row["only_second_right"], row["difference"], row["p_value"]) == (6, 2, 2, 0.0, 1.0)
+    assert row["ci_low"] < 0 < row["ci_high"] and row["sentence"].startswith("a vs b: +0.0 points top-1, 95 % CI [")
+
+
+def test_the_table_gives_intervals_around_each_score_and_the_calibration_error():
+    row = model_metrics_table([_hand_run()], THREE).iloc[0]
+    assert row["top1_accuracy"] == pytest.approx(4 / 6) and row["top1_ci_low"] <= row["top1_accuracy"] <= row["top1_ci_high"]
+    assert row["macro_f1_ci_low"] <= row["macro_f1"] <= row["macro_f1_ci_high"]
+    assert 0 <= row["ece"] <= 1

@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class ReportingInputError(ValueError):
     """A model's saved outputs are malformed or inconsistent; the message names the dataset and the fix."""
+
+
+class ReportingSettingsError(ValueError):
+    """A ``reporting`` parameter that cannot be used; the message names the key and a valid value."""

@@ -1,4 +1,4 @@
-"""Plotly figures of the comparison: confusion matrices, learning curves, two trade-off scatters.
+"""Plotly figures of the comparison: confusion matrices, learning curves, two trade-off scatters, reliability.
 
 Figures are built only from saved data with fixed colours and no random ids, so the same
 inputs give the same figure JSON (the reproduction test compares them).
@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 from har_kedro.reporting.metrics import confusion_counts, row_normalised
 from har_kedro.reporting.runs import ModelRun
+from har_kedro.reporting.statistics import reliability_table
 
 PALETTE: tuple[str, ...] = tuple(qualitative.Plotly)
 TEMPLATE = "plotly_white"
@@ -97,11 +98,15 @@ def _scatter(metrics: pd.DataFrame, x: str, x_title: str, title: str, log_x: boo
         if omit_non_positive and value <= 0:
             omitted.append(row.model)
             continue
+        top1 = float(row.top1_accuracy)
         fig.add_trace(
             go.Scatter(
-                x=[value], y=[float(row.top1_accuracy)], mode="markers+text", text=[row.model], textposition="top center",
+                x=[value], y=[top1], mode="markers+text", text=[row.model], textposition="top center",
                 name=row.model, marker={"size": 14, "color": colours[row.model]},
-                hovertemplate=f"{row.model} ({row.method}, {row.loss})<br>{x_title} " + "%{x:,.4g}<br>top-1 %{y:.1%}<extra></extra>",
+                # the bootstrap interval of top-1 (reporting/statistics.py) as the error bar
+                error_y={"type": "data", "symmetric": False, "array": [float(row.top1_ci_high) - top1], "arrayminus": [top1 - float(row.top1_ci_low)]},
+                hovertemplate=f"{row.model} ({row.method}, {row.loss})<br>{x_title} " + "%{x:,.4g}<br>top-1 %{y:.1%}"
+                + f" [{float(row.top1_ci_low):.1%}, {float(row.top1_ci_high):.1%}]<extra></extra>",
             )
         )
     if omitted:
@@ -123,3 +128,27 @@ def accuracy_vs_parameters_figure(metrics: pd.DataFrame) -> go.Figure:
 def accuracy_vs_epoch_time_figure(metrics: pd.DataFrame) -> go.Figure:
     """Top-1 accuracy against mean seconds per training epoch; a model without epochs is noted, not drawn."""
     return _scatter(metrics, "mean_epoch_seconds", "seconds per epoch", "Accuracy vs training time per epoch", log_x=False, omit_non_positive=True)
+
+
+def reliability_figure(runs: Sequence[ModelRun], class_names: Sequence[str], bins: int) -> go.Figure:
+    """Reliability diagram: per confidence bin, test accuracy against mean top probability, every model on
+    the same axes (markers sized by images); the diagonal is perfect calibration, below it over-confidence."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"color": "#999", "dash": "dot"}, hoverinfo="skip"))
+    colours = model_colours([run.name for run in runs])
+    for run in runs:
+        table = reliability_table(run.labels(), run.probabilities(class_names), bins)
+        used = table[table["images"] > 0]
+        fig.add_trace(
+            go.Scatter(
+                x=used["confidence"].to_numpy(), y=used["accuracy"].to_numpy(), mode="lines+markers", name=run.name,
+                line={"color": colours[run.name]}, customdata=used[["images", "low", "high"]].to_numpy(),
+                marker={"size": np.clip(4 + 2 * np.sqrt(used["images"].to_numpy()), 4, 24), "color": colours[run.name]},
+                hovertemplate=f"{run.name}" + "<br>confidence %{customdata[1]:.2f}–%{customdata[2]:.2f}: %{customdata[0]} images"
+                "<br>mean confidence %{x:.1%}, accuracy %{y:.1%}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title_text="mean top probability in the bin", range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(title_text="test accuracy in the bin", range=[0, 1.02], tickformat=".0%")
+    fig.update_layout(title=f"Reliability ({bins} confidence bins; below the diagonal: over-confident)", height=480, template=TEMPLATE)
+    return fig

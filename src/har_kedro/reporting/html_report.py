@@ -23,7 +23,8 @@ from har_kedro.provenance import INPUT_VERSIONS_KEY, reproduce_command
 from har_kedro.reporting.markdown import test_images_phrase
 from har_kedro.reporting.mistakes import ConfusedPair, Mistake, confident_mistakes, confused_pairs
 from har_kedro.reporting.runs import ModelRun
-from har_kedro.reporting.tables import COMPARISON_COLUMNS, PER_CLASS_COLUMNS, ZERO_SHOT_COLUMNS, Column, formatted_rows
+from har_kedro.reporting.statistics import StatisticsSettings
+from har_kedro.reporting.tables import COMPARISON_COLUMNS, PER_CLASS_COLUMNS, UNCERTAINTY_COLUMNS, ZERO_SHOT_COLUMNS, Column, formatted_rows
 
 TITLE = "Human Action Recognition: model comparison"
 
@@ -31,8 +32,9 @@ TITLE = "Human Action Recognition: model comparison"
 FIGURE_SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("confusion_matrices", "Confusion matrices", "Rows are the true classes, columns the predictions; each row sums to 1. Hover for image counts."),
     ("learning_curves", "Learning curves", "Train (solid) and validation (dashed) accuracy and loss per epoch; click a legend entry to hide a model."),
-    ("accuracy_vs_parameters", "Accuracy vs trainable parameters", "Top-1 test accuracy against the number of trained parameters (log scale)."),
+    ("accuracy_vs_parameters", "Accuracy vs trainable parameters", "Top-1 test accuracy, with its bootstrap interval, against the number of trained parameters (log scale)."),
     ("accuracy_vs_epoch_time", "Accuracy vs time per epoch", "Top-1 test accuracy against the mean wall-clock seconds of a training epoch."),
+    ("reliability", "Calibration", "Test accuracy against the mean top probability per confidence bin; on the diagonal a model is as sure as it is right, below it over-confident."),
 )
 
 # Run settings shown per model: (label, key in run_info or in run_info["config"]).
@@ -177,6 +179,36 @@ def mistakes_section(runs: Sequence[ModelRun], thumbnails: Mapping[str, str]) ->
     return "\n".join(parts)
 
 
+def uncertainty_section(metrics: pd.DataFrame, pairwise: pd.DataFrame | None, settings: StatisticsSettings) -> str:
+    """Each model's scores with their bootstrap intervals and calibration error, then every pair of models
+    tested on the same images, in words."""
+    level = f"{100 * settings.confidence:.0f}{chr(160)}%"
+    parts = [
+        '<h2 id="uncertainty">Uncertainty and pairwise tests</h2>',
+        f'<p class="note">{_e(level)} percentile-bootstrap intervals over the test images; ECE is the expected calibration '
+        f"error of the top probability over {settings.calibration_bins} equal-width bins (0 is perfectly calibrated).</p>",
+        html_table(UNCERTAINTY_COLUMNS, formatted_rows(metrics, UNCERTAINTY_COLUMNS), table_id="uncertainty-table"),
+    ]
+    if pairwise is None or pairwise.empty:
+        parts.append('<p class="note">No pair of models was tested on the same images.</p>')
+        return "\n".join(parts)
+    parts.append(
+        '<p class="note">Top-1 difference of each pair on the test images both models predicted, with its paired bootstrap '
+        "interval and McNemar's exact test on the images exactly one of the two gets right. An interval that contains 0, "
+        "or a large p, means this test split cannot tell the two apart.</p>"
+    )
+    items = "".join(f"<li>{_e(sentence)}</li>" for sentence in pairwise["sentence"])
+    parts.append(f'<ul id="pairwise-tests">{items}</ul>')
+    return "\n".join(parts)
+
+
+def _left_out_section(left_out: Mapping[str, str]) -> str:
+    if not left_out:
+        return '<h2 id="left-out">Models left out</h2>\n<p class="note">None: every model had training outputs.</p>'
+    items = "".join(f"<li><strong>{_e(m)}</strong>: {_e(r)}</li>" for m, r in left_out.items())
+    return f'<h2 id="left-out">Models left out</h2>\n<ul>{items}</ul>'
+
+
 def _inputs_section(report_info: Mapping[str, Any]) -> str:
     versions = report_info.get(INPUT_VERSIONS_KEY)
     if not versions:
@@ -197,9 +229,12 @@ def build_html_report(
     figures: Mapping[str, go.Figure],
     title: str = TITLE,
     thumbnails: Mapping[str, str] | None = None,
+    pairwise: pd.DataFrame | None = None,
+    statistics: StatisticsSettings = StatisticsSettings(),
 ) -> str:
     """The whole report as one HTML string; ``figures`` holds the keys of :data:`FIGURE_SECTIONS`;
-    ``thumbnails`` maps test image ids to ``data:`` URIs for the mistakes section (text only without)."""
+    ``thumbnails`` maps test image ids to ``data:`` URIs for the mistakes section (text only without);
+    ``pairwise`` is :func:`har_kedro.reporting.metrics.pairwise_table` computed with ``statistics``."""
     missing = [key for key, _, _ in FIGURE_SECTIONS if key not in figures]
     if missing:
         raise ValueError(f"build_html_report needs the figures {missing}; pass every key of FIGURE_SECTIONS.")
@@ -208,7 +243,7 @@ def build_html_report(
     lead = f"Models compared: {included}." + (f" Left out: {', '.join(left_out)} (see below)." if left_out else "")
     nav = "".join(
         f'<a href="#{anchor}">{_e(label)}</a>'
-        for anchor, label in (("comparison", "Comparison"), ("per-class-f1", "Per-class F1"), ("zero-shot", "Zero-shot baselines"),
+        for anchor, label in (("comparison", "Comparison"), ("uncertainty", "Uncertainty"), ("per-class-f1", "Per-class F1"), ("zero-shot", "Zero-shot baselines"),
                               ("figures", "Figures"), ("mistakes", "Mistakes"), ("models", "Models"), ("left-out", "Left out"),
                               ("inputs", "Input versions"))
     )
@@ -220,6 +255,7 @@ def build_html_report(
         '<p class="note">Top-1/top-5 accuracy and macro precision, recall and F1 over all classes, computed from each '
         "model's saved test predictions; parameters, memory and timings as the training run recorded them.</p>",
         html_table(COMPARISON_COLUMNS, formatted_rows(metrics, COMPARISON_COLUMNS), table_id="comparison-table"),
+        uncertainty_section(metrics, pairwise, statistics),
         '<h2 id="per-class-f1">Per-class F1</h2>',
         '<p class="note">Test F1 of every class for every model, side by side; the best of each row in bold.</p>',
         per_class_f1_table(per_class, runs),
@@ -232,12 +268,7 @@ def build_html_report(
         body += [f"<h3>{_e(heading)}</h3>", f'<p class="note">{_e(caption)}</p>', f'<div class="figure">{figure_html(figures[key], f"figure-{key}")}</div>']
     body.append(mistakes_section(runs, thumbnails or {}))
     body += ['<h2 id="models">Models</h2>'] + [model_section(run, per_class) for run in runs]
-    body += ['<h2 id="left-out">Models left out</h2>']
-    if left_out:
-        body.append("<ul>" + "".join(f"<li><strong>{_e(m)}</strong>: {_e(r)}</li>" for m, r in left_out.items()) + "</ul>")
-    else:
-        body.append('<p class="note">None: every model had training outputs.</p>')
-    body += ['<h2 id="inputs">Input versions</h2>', _inputs_section(report_info)]
+    body += [_left_out_section(left_out), '<h2 id="inputs">Input versions</h2>', _inputs_section(report_info)]
     head = (
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{STYLE}</style>"

@@ -27,8 +27,8 @@ def test_images_phrase(metrics: pd.DataFrame) -> str:
     return " / ".join(f"{n:,}" for n in counts) + " images"
 
 
-def metrics_markdown(metrics: pd.DataFrame, left_out: Mapping[str, str]) -> str:
-    """The comparison table, then one line per model left out and why."""
+def metrics_markdown(metrics: pd.DataFrame, left_out: Mapping[str, str], pairwise: Sequence[str] = ()) -> str:
+    """The comparison table, the pairwise tests in words, then one line per model left out and why."""
     parts = [
         "# Model comparison",
         "",
@@ -36,6 +36,8 @@ def metrics_markdown(metrics: pd.DataFrame, left_out: Mapping[str, str]) -> str:
         "",
         markdown_table(COMPARISON_COLUMNS, formatted_rows(metrics, COMPARISON_COLUMNS)),
     ]
+    if pairwise:
+        parts += ["", "Pairwise tests on the same test images:", ""] + [f"- {_cell(sentence)}" for sentence in pairwise]
     if left_out:
         parts += ["", "Left out:", ""] + [f"- **{model}**: {_cell(reason)}" for model, reason in left_out.items()]
     return "\n".join(parts) + "\n"

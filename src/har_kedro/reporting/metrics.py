@@ -15,6 +15,13 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
 from har_kedro.reporting.runs import ModelRun
+from har_kedro.reporting.statistics import (
+    StatisticsSettings,
+    accuracy_interval,
+    expected_calibration_error,
+    macro_f1_interval,
+    paired_comparison,
+)
 
 TOP_K = 5
 
@@ -22,12 +29,16 @@ TOP_K = 5
 METRIC_COLUMNS: list[str] = [
     "model", "family", "backbone", "method", "loss",
     "top1_accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
+    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece",
     "zero_shot_val_accuracy", "zero_shot_test_accuracy", "best_val_accuracy",
     "trainable_parameters", "total_parameters", "trainable_fraction",
     "peak_memory_mb", "peak_memory_kind", "mean_epoch_seconds", "total_train_seconds", "images_per_second",
     "best_epoch", "epochs_run", "test_images", "seed", "image_size", "device", "device_name",
 ]
 PER_CLASS_COLUMNS: list[str] = ["model", "class", "precision", "recall", "f1", "support"]
+PAIRWISE_COLUMNS: list[str] = [
+    "first", "second", "images", "difference", "ci_low", "ci_high", "only_first_right", "only_second_right", "p_value", "sentence",
+]
 
 
 def top_k_accuracy(labels: np.ndarray, probabilities: np.ndarray, k: int) -> float:
@@ -38,11 +49,23 @@ def top_k_accuracy(labels: np.ndarray, probabilities: np.ndarray, k: int) -> flo
     return float(top_k_accuracy_score(labels, probabilities, k=k, labels=np.arange(n_classes)))
 
 
-def model_metrics_row(run: ModelRun, class_names: Sequence[str]) -> dict[str, Any]:
+def uncertainty(run: ModelRun, class_names: Sequence[str], settings: StatisticsSettings) -> dict[str, float]:
+    """Bootstrap intervals of top-1 and macro-F1 over the test images, and the expected calibration error."""
+    labels, predicted = run.labels(), run.predicted()
+    top1 = accuracy_interval(labels, predicted, settings)
+    f1 = macro_f1_interval(labels, predicted, len(class_names), settings)
+    return {
+        "top1_ci_low": top1.low, "top1_ci_high": top1.high, "macro_f1_ci_low": f1.low, "macro_f1_ci_high": f1.high,
+        "ece": expected_calibration_error(labels, run.probabilities(class_names), settings.calibration_bins),
+    }
+
+
+def model_metrics_row(run: ModelRun, class_names: Sequence[str], settings: StatisticsSettings = StatisticsSettings()) -> dict[str, Any]:
     """One row of the comparison table.
 
     Precision, recall and F1 are averaged over all classes of ``class_names`` (a class with no
-    test image or no prediction counts as 0, scikit-learn's ``zero_division=0``).
+    test image or no prediction counts as 0, scikit-learn's ``zero_division=0``); the intervals and
+    the calibration error follow ``settings`` (:mod:`har_kedro.reporting.statistics`).
     """
     labels, predicted = run.labels(), run.predicted()
     classes = np.arange(len(class_names))
@@ -62,6 +85,7 @@ def model_metrics_row(run: ModelRun, class_names: Sequence[str]) -> dict[str, An
         "macro_recall": float(recall),
         "macro_f1": float(f1),
         "weighted_f1": float(weighted_f1),
+        **uncertainty(run, class_names, settings),
         "zero_shot_val_accuracy": float((info["zero_shot"] or {}).get("val_accuracy", np.nan)),
         "zero_shot_test_accuracy": float((info["zero_shot"] or {}).get("test_accuracy", np.nan)),
         "best_val_accuracy": float(info.get("best_val_accuracy", np.nan)),
@@ -83,8 +107,33 @@ def model_metrics_row(run: ModelRun, class_names: Sequence[str]) -> dict[str, An
     }
 
 
-def model_metrics_table(runs: Sequence[ModelRun], class_names: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame([model_metrics_row(run, class_names) for run in runs], columns=METRIC_COLUMNS)
+def model_metrics_table(runs: Sequence[ModelRun], class_names: Sequence[str], settings: StatisticsSettings = StatisticsSettings()) -> pd.DataFrame:
+    return pd.DataFrame([model_metrics_row(run, class_names, settings) for run in runs], columns=METRIC_COLUMNS)
+
+
+def _right_by_image(run: ModelRun) -> pd.Series:
+    """Whether the model classified each test image right, indexed by image id."""
+    predictions = run.predictions.set_index("image_id")
+    return predictions["label_id"].eq(predictions["pred_id"])
+
+
+def pairwise_table(runs: Sequence[ModelRun], settings: StatisticsSettings = StatisticsSettings()) -> pd.DataFrame:
+    """Every pair of models (in table order) on the test images both predicted: the top-1 difference with its
+    paired bootstrap interval and McNemar's p-value, and the sentence the report prints."""
+    rows = []
+    for i, first in enumerate(runs):
+        for second in runs[i + 1:]:
+            right = [_right_by_image(run) for run in (first, second)]
+            common = right[0].index.intersection(right[1].index).sort_values()
+            if common.empty:
+                continue  # different test splits: nothing to pair
+            c = paired_comparison((first.name, second.name), (right[0][common].to_numpy(), right[1][common].to_numpy()), settings)
+            rows.append({
+                "first": c.first, "second": c.second, "images": c.images, "difference": c.difference.estimate,
+                "ci_low": c.difference.low, "ci_high": c.difference.high, "only_first_right": c.only_first_right,
+                "only_second_right": c.only_second_right, "p_value": c.p_value, "sentence": c.sentence(settings.confidence),
+            })
+    return pd.DataFrame(rows, columns=PAIRWISE_COLUMNS)
 
 
 def per_class_table(runs: Sequence[ModelRun], class_names: Sequence[str]) -> pd.DataFrame:

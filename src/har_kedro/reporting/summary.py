@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -11,7 +11,7 @@ import pandas as pd
 from har_kedro.reporting.runs import RunSelection
 
 HEADLINE_COLUMNS: tuple[str, ...] = (
-    "top1_accuracy", "top5_accuracy", "macro_f1", "zero_shot_test_accuracy",
+    "top1_accuracy", "top1_ci_low", "top1_ci_high", "top5_accuracy", "macro_f1", "ece", "zero_shot_test_accuracy",
     "trainable_parameters", "mean_epoch_seconds", "peak_memory_mb",
 )
 
@@ -25,14 +25,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def report_summary(metrics: pd.DataFrame, left_out: Mapping[str, str]) -> dict[str, Any]:
-    """Headline numbers per model, the best model by top-1 (first in table order on a tie), and who was left out."""
+def report_summary(metrics: pd.DataFrame, left_out: Mapping[str, str], pairwise: Sequence[str] = ()) -> dict[str, Any]:
+    """Headline numbers per model, the best model by top-1 (first in table order on a tie), the pairwise
+    tests in words, and who was left out."""
     models = {
         record["model"]: {column: _plain(record[column]) for column in ("method", "loss", *HEADLINE_COLUMNS)}
         for record in metrics.to_dict(orient="records")
     }
     best = metrics.loc[metrics["top1_accuracy"].idxmax(), "model"] if len(metrics) else None
-    return {"best_model_by_top1": best, "models": models, "left_out": dict(left_out)}
+    return {"best_model_by_top1": best, "models": models, "pairwise_tests": list(pairwise), "left_out": dict(left_out)}
 
 
 def report_info(selection: RunSelection) -> dict[str, Any]:

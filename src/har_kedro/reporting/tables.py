@@ -71,6 +71,18 @@ COMPARISON_COLUMNS: tuple[Column, ...] = (
     Column("epochs_run", "epochs", integer),
 )
 
+UNCERTAINTY_COLUMNS: tuple[Column, ...] = (
+    Column("model", "model", text, numeric=False),
+    Column("top1_accuracy", "top-1", percent),
+    Column("top1_ci_low", "top-1 CI low", percent),
+    Column("top1_ci_high", "top-1 CI high", percent),
+    Column("macro_f1", "macro F1", decimal(3)),
+    Column("macro_f1_ci_low", "macro F1 CI low", decimal(3)),
+    Column("macro_f1_ci_high", "macro F1 CI high", decimal(3)),
+    Column("ece", "ECE", decimal(3)),
+    Column("test_images", "test images", integer),
+)
+
 ZERO_SHOT_COLUMNS: tuple[Column, ...] = (
     Column("model", "model", text, numeric=False),
     Column("backbone", "backbone", text, numeric=False),

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
-from sklearn.metrics import f1_score
 
-from har_kedro.reporting.metrics import TOP_K, top_k_accuracy
+from har_kedro.reporting.metrics import model_metrics_row
+from har_kedro.reporting.runs import PROBABILITY_PREFIX, ModelRun
 
 TRACKING_ENV_VAR = "HAR_KEDRO_TRACKING"
 MODEL_TAG = "har_kedro.model"
@@ -26,6 +25,13 @@ EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_dev
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second", "peak_memory_mb")
 # The fine-tuning stage's metrics keep their plain names; another stage's (lp_ft's linear probe) are prefixed.
 MAIN_STAGES = ("fine_tune", "train")
+# Columns of the report's table that are scores on the test set (logged as test_<name>), and the numeric
+# ones that are settings rather than results (already logged as parameters).
+TEST_SCORES = (
+    "top1_accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
+    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece",
+)
+NOT_METRICS = ("seed", "image_size")
 
 
 def tracking_enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -96,22 +102,25 @@ def active_epoch_logger(model_name: str) -> EpochMetricsLogger | None:
     return EpochMetricsLogger(mlflow.get_tracking_uri(), run.info.run_id)
 
 
-def final_metrics(test_predictions: pd.DataFrame, run_info: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers a finished model run ends with: test top-1 / top-5 / macro-F1 (as the report computes
-    them), the best val accuracy, the zero-shot baseline, speed and memory."""
-    probabilities = test_predictions.filter(like="prob_").to_numpy()
-    labels = test_predictions["label_id"].to_numpy()
-    metrics = {
-        "test_top1_accuracy": float(test_predictions["correct"].mean()) if len(labels) else float("nan"),
-        "test_top5_accuracy": top_k_accuracy(labels, probabilities, TOP_K) if len(labels) else float("nan"),
-        "test_macro_f1": float(f1_score(labels, test_predictions["pred_id"], average="macro", labels=np.arange(probabilities.shape[1]), zero_division=0)),
-        "test_images": float(len(labels)),
-    }
-    for key in ("best_val_accuracy", "mean_epoch_seconds", "mean_images_per_second", "peak_memory_mb", "trainable_parameters", "total_parameters"):
-        if isinstance(run_info.get(key), int | float):
-            metrics[key] = float(run_info[key])
-    zero_shot = run_info.get("zero_shot") or {}
-    for split in ("val", "test"):
-        if isinstance(zero_shot.get(f"{split}_accuracy"), int | float):
-            metrics[f"zero_shot_{split}_accuracy"] = float(zero_shot[f"{split}_accuracy"])
-    return {key: value for key, value in metrics.items() if math.isfinite(value)}
+def _final_name(column: str) -> str:
+    """``test_<score>`` for a test-set score; ``run_<name>`` for a whole-run number that shares its name with a
+    per-epoch metric (``images_per_second``, ``peak_memory_mb``), which would otherwise add a step to its curve."""
+    if column in TEST_SCORES:
+        return f"test_{column}"
+    return f"run_{column}" if column in EPOCH_METRICS else column
+
+
+def final_metrics(test_predictions: pd.DataFrame, history: pd.DataFrame, run_info: Mapping[str, Any]) -> dict[str, float]:
+    """Every number the comparison report's table gives this model, computed by the report's own code
+    (:func:`har_kedro.reporting.metrics.model_metrics_row`): the test-set scores prefixed ``test_``
+    (top-1, top-5, macro precision / recall / F1, weighted F1) with their bootstrap intervals, the calibration
+    error, the best val accuracy, the zero-shot baseline, parameters, speed and memory (``run_`` before a name
+    a per-epoch metric already has). Undefined values (no baseline, no test image) are left out."""
+    class_names = [column.removeprefix(PROBABILITY_PREFIX) for column in test_predictions.columns if column.startswith(PROBABILITY_PREFIX)]
+    run = ModelRun(str(run_info.get("model", "")), dict(run_info), history, test_predictions)
+    metrics = {}
+    for key, value in model_metrics_row(run, class_names).items():
+        if key in NOT_METRICS or isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        metrics[_final_name(key)] = float(value)
+    return metrics

@@ -16,12 +16,14 @@ from har_kedro.reporting.figures import (
     accuracy_vs_parameters_figure,
     confusion_matrices_figure,
     learning_curves_figure,
+    reliability_figure,
 )
 from har_kedro.reporting.html_report import build_html_report
 from har_kedro.reporting.markdown import metrics_markdown
-from har_kedro.reporting.metrics import model_metrics_table, per_class_table
+from har_kedro.reporting.metrics import model_metrics_table, pairwise_table, per_class_table
 from har_kedro.reporting.mistakes import shown_images, thumbnails
 from har_kedro.reporting.runs import RunSelection, select_runs
+from har_kedro.reporting.statistics import StatisticsSettings
 from har_kedro.reporting.summary import report_info, report_summary
 
 
@@ -36,38 +38,55 @@ def collect_model_runs(class_names: list[str], image_cache: StoredArrays, **mode
     return selection, report_info(selection)
 
 
-def compute_metrics(selection: RunSelection, class_names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return model_metrics_table(selection.runs, class_names), per_class_table(selection.runs, class_names)
+def compute_metrics(selection: RunSelection, class_names: list[str], statistics: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The comparison table (with intervals and calibration), the per-class table and the pairwise tests."""
+    settings = StatisticsSettings.from_params(statistics)
+    return (
+        model_metrics_table(selection.runs, class_names, settings),
+        per_class_table(selection.runs, class_names),
+        pairwise_table(selection.runs, settings),
+    )
 
 
-def draw_figures(selection: RunSelection, class_names: list[str], model_metrics: pd.DataFrame) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure]:
+def draw_figures(
+    selection: RunSelection, class_names: list[str], model_metrics: pd.DataFrame, statistics: dict[str, Any]
+) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
     return (
         confusion_matrices_figure(selection.runs, class_names),
         learning_curves_figure(selection.runs),
         accuracy_vs_parameters_figure(model_metrics),
         accuracy_vs_epoch_time_figure(model_metrics),
+        reliability_figure(selection.runs, class_names, StatisticsSettings.from_params(statistics).calibration_bins),
     )
 
 
-def summarise(model_metrics: pd.DataFrame, report_info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def summarise(model_metrics: pd.DataFrame, pairwise_comparisons: pd.DataFrame, report_info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     left_out = report_info.get("models_left_out") or {}
-    return metrics_markdown(model_metrics, left_out), report_summary(model_metrics, left_out)
+    sentences = pairwise_comparisons["sentence"].tolist()
+    return metrics_markdown(model_metrics, left_out, sentences), report_summary(model_metrics, left_out, sentences)
 
 
 def write_html_report(
     selection: RunSelection,
     model_metrics: pd.DataFrame,
     per_class_metrics: pd.DataFrame,
+    pairwise_comparisons: pd.DataFrame,
     report_info: dict[str, Any],
+    statistics: dict[str, Any],
     confusion_matrices: go.Figure,
     learning_curves: go.Figure,
     accuracy_vs_parameters: go.Figure,
     accuracy_vs_epoch_time: go.Figure,
+    reliability: go.Figure,
 ) -> str:
     figures = {
         "confusion_matrices": confusion_matrices,
         "learning_curves": learning_curves,
         "accuracy_vs_parameters": accuracy_vs_parameters,
         "accuracy_vs_epoch_time": accuracy_vs_epoch_time,
+        "reliability": reliability,
     }
-    return build_html_report(model_metrics, per_class_metrics, selection.runs, report_info, figures, thumbnails=selection.thumbnails)
+    return build_html_report(
+        model_metrics, per_class_metrics, selection.runs, report_info, figures, thumbnails=selection.thumbnails,
+        pairwise=pairwise_comparisons, statistics=StatisticsSettings.from_params(statistics),
+    )

@@ -22,7 +22,7 @@ from har_kedro.pipelines.reporting.nodes import (
 from har_kedro.pipelines.training import MODELS
 from har_kedro.reporting.runs import OUTPUT_KINDS, dataset_name
 
-FIGURES = ("confusion_matrices_plot", "learning_curves_plot", "accuracy_vs_parameters_plot", "accuracy_vs_epoch_time_plot")
+FIGURES = ("confusion_matrices_plot", "learning_curves_plot", "accuracy_vs_parameters_plot", "accuracy_vs_epoch_time_plot", "reliability_plot")
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
@@ -40,12 +40,17 @@ def create_pipeline(**kwargs: object) -> Pipeline:
     return Pipeline(
         [
             collect,
-            Node(compute_metrics, ["model_runs", "class_names"], ["model_metrics", "per_class_metrics"], name="compute_metrics"),
-            Node(draw_figures, ["model_runs", "class_names", "model_metrics"], list(FIGURES), name="draw_figures"),
-            Node(summarise, ["model_metrics", "report_info"], ["model_metrics_markdown", "report_summary"], name="summarise"),
+            Node(
+                compute_metrics,
+                ["model_runs", "class_names", "params:reporting.statistics"],
+                ["model_metrics", "per_class_metrics", "pairwise_comparisons"],
+                name="compute_metrics",
+            ),
+            Node(draw_figures, ["model_runs", "class_names", "model_metrics", "params:reporting.statistics"], list(FIGURES), name="draw_figures"),
+            Node(summarise, ["model_metrics", "pairwise_comparisons", "report_info"], ["model_metrics_markdown", "report_summary"], name="summarise"),
             Node(
                 write_html_report,
-                ["model_runs", "model_metrics", "per_class_metrics", "report_info", *FIGURES],
+                ["model_runs", "model_metrics", "per_class_metrics", "pairwise_comparisons", "report_info", "params:reporting.statistics", *FIGURES],
                 "comparison_report",
                 name="write_html_report",
             ),
