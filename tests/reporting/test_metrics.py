@@ -18,6 +18,7 @@ from har_kedro.reporting.metrics import (
     top_k_accuracy,
 )
 from har_kedro.reporting.runs import select_runs
+from har_kedro.reporting.statistics import expected_calibration_error, temperature_scaled
 from tests.reporting.conftest import (
     CLASSES,
     make_history,
@@ -130,3 +131,12 @@ def test_the_table_gives_intervals_around_each_score_and_the_calibration_error()
     assert row["top1_accuracy"] == pytest.approx(4 / 6) and row["top1_ci_low"] <= row["top1_accuracy"] <= row["top1_ci_high"]
     assert row["macro_f1_ci_low"] <= row["macro_f1"] <= row["macro_f1_ci_high"]
     assert 0 <= row["ece"] <= 1
+
+
+def test_the_ece_after_scaling_uses_the_temperature_the_run_fitted_on_val():
+    run = _hand_run()
+    assert np.isnan(model_metrics_table([run], THREE).iloc[0]["ece_scaled"])  # a run from before calibration was recorded
+    calibrated = dataclasses.replace(run, run_info={**run.run_info, "calibration": {"temperature": 4.0}})
+    row = model_metrics_table([calibrated], THREE).iloc[0]
+    expected = expected_calibration_error(HAND_LABELS, temperature_scaled(calibrated.probabilities(THREE), 4.0), 15)
+    assert row["temperature"] == 4.0 and row["ece_scaled"] == pytest.approx(expected) and row["ece_scaled"] != pytest.approx(row["ece"])

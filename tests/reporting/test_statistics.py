@@ -17,6 +17,7 @@ from har_kedro.reporting.statistics import (
     macro_f1_interval,
     paired_comparison,
     reliability_table,
+    temperature_scaled,
 )
 
 SETTINGS = StatisticsSettings()
@@ -101,3 +102,11 @@ def test_expected_calibration_error_by_hand():
 def test_bad_statistics_settings_are_refused_with_the_key_named(params, message):
     with pytest.raises(ReportingSettingsError, match=message.replace("[", r"\[").replace("]", r"\]")):
         StatisticsSettings.from_params(params)
+
+
+def test_temperature_scaling_of_stored_probabilities_by_hand():
+    """softmax(log p / 2) of (0.8, 0.2) is (sqrt 0.8, sqrt 0.2) normalised = (2/3, 1/3); T = 1 changes nothing."""
+    probabilities = np.array([[0.8, 0.2], [0.1, 0.9]])
+    np.testing.assert_allclose(temperature_scaled(probabilities, 2.0)[0], [2 / 3, 1 / 3])
+    np.testing.assert_allclose(temperature_scaled(probabilities, 1.0), probabilities)
+    assert (temperature_scaled(probabilities, 3.0).argmax(axis=1) == probabilities.argmax(axis=1)).all()  # predictions unchanged

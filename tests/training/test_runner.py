@@ -43,6 +43,9 @@ def test_zero_shot_baseline_false_skips_both_passes_and_records_none(tiny_backbo
     assert seen == []
     assert outputs.run_info["zero_shot"] is None
     assert outputs.run_info["epochs_run"] == 1 and len(outputs.test_predictions) == 15
+    # the temperature is fitted on the trained model's val predictions, and lowers (or keeps) their NLL
+    calibration = outputs.run_info["calibration"]
+    assert 0.05 <= calibration["temperature"] <= 20 and calibration["val_nll_scaled"] <= calibration["val_nll"] + 1e-9
 
 
 def test_the_zero_shot_method_is_evaluated_whatever_the_baseline_setting(tiny_backbones, image_cache, monkeypatch):

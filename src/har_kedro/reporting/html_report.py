@@ -186,7 +186,9 @@ def uncertainty_section(metrics: pd.DataFrame, pairwise: pd.DataFrame | None, se
     parts = [
         '<h2 id="uncertainty">Uncertainty and pairwise tests</h2>',
         f'<p class="note">{_e(level)} percentile-bootstrap intervals over the test images; ECE is the expected calibration '
-        f"error of the top probability over {settings.calibration_bins} equal-width bins (0 is perfectly calibrated).</p>",
+        f"error of the top probability over {settings.calibration_bins} equal-width bins (0 is perfectly calibrated), "
+        "before and after dividing the logits by the temperature fitted on the val split (temperature scaling; "
+        "above 1 the model was over-confident).</p>",
         html_table(UNCERTAINTY_COLUMNS, formatted_rows(metrics, UNCERTAINTY_COLUMNS), table_id="uncertainty-table"),
     ]
     if pairwise is None or pairwise.empty:

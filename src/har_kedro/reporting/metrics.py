@@ -21,6 +21,7 @@ from har_kedro.reporting.statistics import (
     expected_calibration_error,
     macro_f1_interval,
     paired_comparison,
+    temperature_scaled,
 )
 
 TOP_K = 5
@@ -29,7 +30,7 @@ TOP_K = 5
 METRIC_COLUMNS: list[str] = [
     "model", "family", "backbone", "method", "loss",
     "top1_accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
-    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece",
+    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece", "temperature", "ece_scaled",
     "zero_shot_val_accuracy", "zero_shot_test_accuracy", "best_val_accuracy",
     "trainable_parameters", "total_parameters", "trainable_fraction",
     "peak_memory_mb", "peak_memory_kind", "mean_epoch_seconds", "total_train_seconds", "images_per_second",
@@ -50,13 +51,17 @@ def top_k_accuracy(labels: np.ndarray, probabilities: np.ndarray, k: int) -> flo
 
 
 def uncertainty(run: ModelRun, class_names: Sequence[str], settings: StatisticsSettings) -> dict[str, float]:
-    """Bootstrap intervals of top-1 and macro-F1 over the test images, and the expected calibration error."""
-    labels, predicted = run.labels(), run.predicted()
+    """Bootstrap intervals of top-1 and macro-F1 over the test images, and the expected calibration error
+    before and after the temperature the training run fitted on val (NaN for a run from before it did)."""
+    labels, predicted, probabilities = run.labels(), run.predicted(), run.probabilities(class_names)
     top1 = accuracy_interval(labels, predicted, settings)
     f1 = macro_f1_interval(labels, predicted, len(class_names), settings)
+    temperature = float((run.run_info.get("calibration") or {}).get("temperature", np.nan))
+    scaled = np.nan if np.isnan(temperature) else expected_calibration_error(labels, temperature_scaled(probabilities, temperature), settings.calibration_bins)
     return {
         "top1_ci_low": top1.low, "top1_ci_high": top1.high, "macro_f1_ci_low": f1.low, "macro_f1_ci_high": f1.high,
-        "ece": expected_calibration_error(labels, run.probabilities(class_names), settings.calibration_bins),
+        "ece": expected_calibration_error(labels, probabilities, settings.calibration_bins),
+        "temperature": temperature, "ece_scaled": scaled,
     }
 
 

@@ -145,6 +145,15 @@ def reliability_table(labels: np.ndarray, probabilities: np.ndarray, bins: int) 
     return pd.DataFrame({"low": edges[:-1], "high": edges[1:], "images": count, "confidence": mean_confidence, "accuracy": accuracy})
 
 
+def temperature_scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(z / T)`` from the stored ``softmax(z)``: log-probabilities differ from the logits by a
+    per-image constant, which the softmax cancels (probabilities are clipped at 1e-30 before the log)."""
+    scaled = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-30, None)) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    weights = np.exp(scaled)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
 def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int) -> float:
     """Σ over bins of (share of images) × |accuracy − mean confidence|; NaN without images."""
     table = reliability_table(labels, probabilities, bins)

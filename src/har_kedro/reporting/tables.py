@@ -80,6 +80,8 @@ UNCERTAINTY_COLUMNS: tuple[Column, ...] = (
     Column("macro_f1_ci_low", "macro F1 CI low", decimal(3)),
     Column("macro_f1_ci_high", "macro F1 CI high", decimal(3)),
     Column("ece", "ECE", decimal(3)),
+    Column("temperature", "temperature (val)", decimal(2)),
+    Column("ece_scaled", "ECE after scaling", decimal(3)),
     Column("test_images", "test images", integer),
 )
 

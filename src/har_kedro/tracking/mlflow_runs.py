@@ -29,7 +29,7 @@ MAIN_STAGES = ("fine_tune", "train")
 # ones that are settings rather than results (already logged as parameters).
 TEST_SCORES = (
     "top1_accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
-    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece",
+    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece", "ece_scaled",
 )
 NOT_METRICS = ("seed", "image_size")
 

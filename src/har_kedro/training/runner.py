@@ -26,6 +26,7 @@ from har_kedro.data.image_cache import ImageCache
 from har_kedro.models.aclip import AclipClassifier, measure_step_speedup
 from har_kedro.models.augment import prepare_eval_batch
 from har_kedro.models.backbones import image_features, load_backbone
+from har_kedro.models.calibration import calibration_record
 from har_kedro.models.classifier import FeatureClassifier, ImageClassifier
 from har_kedro.models.device import autocast, autocast_dtype, memory_kind, select_device
 from har_kedro.models.factory import trained_model
@@ -202,6 +203,9 @@ def run_training(
     test_predictions = predictions_frame(logits, cache.labels("test"), cache.image_ids("test"), class_names)
     test_accuracy = float(test_predictions["correct"].mean()) if len(test_predictions) else float("nan")
     run_info = _run_info(model_name, model, run, test_accuracy) | _outcome(results, history, zero_shot) | {"zero_shot": zero_shot}
+    # Temperature scaling fitted on val (models/calibration.py); the report rescales the test predictions with it.
+    val_logits = predict_logits(model, cache.images("val"), config.eval_batch_size, device, config.amp)
+    run_info["calibration"] = calibration_record(val_logits, cache.labels("val"))
     if aclip_info is not None:
         run_info["aclip"] = aclip_info
     trained = trained_model(model, backbone_source, config, class_names, class_prompts, run.image_size)
