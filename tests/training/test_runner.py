@@ -58,3 +58,13 @@ def test_the_zero_shot_method_is_evaluated_whatever_the_baseline_setting(tiny_ba
 def test_a_zero_shot_baseline_that_is_not_a_boolean_is_refused():
     with pytest.raises(TrainingConfigError, match=r"clip.training.zero_shot_baseline must be true or false, got 'no'"):
         TrainConfig.from_params({"zero_shot_baseline": "no"}, where="clip.training")
+
+
+def test_lp_ft_counts_the_probes_feature_pass_in_its_stage_seconds(tiny_backbones, image_cache):
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(method="lp_ft", lp_epochs=1, zero_shot_baseline=False), 0)
+    info, history = outputs.run_info, outputs.history
+    epochs = history.groupby("stage")["seconds"].sum()
+    assert set(info["stage_seconds"]) == {"linear_probe", "fine_tune"}
+    assert info["stage_seconds"]["fine_tune"] == pytest.approx(epochs["fine_tune"])
+    assert info["stage_seconds"]["linear_probe"] > epochs["linear_probe"]  # plus the one-off feature pass
+    assert info["total_train_seconds"] == pytest.approx(sum(info["stage_seconds"].values()))

@@ -21,7 +21,7 @@ LOG_T_BOUNDS = (-math.log(20.0), math.log(20.0))
 
 def negative_log_likelihood(logits: torch.Tensor, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean NLL of ``softmax(logits / temperature)`` at the true labels."""
-    targets = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    targets = torch.from_numpy(np.array(labels, dtype=np.int64))  # a copy: the cache's labels are a read-only memmap
     return float(torch.nn.functional.cross_entropy(logits.double() / temperature, targets))
 
 

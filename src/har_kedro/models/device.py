@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import sys
+from pathlib import Path
 
 import torch
 
@@ -42,21 +43,58 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def reset_peak_memory(device: torch.device) -> None:
+# Linux keeps the peak resident set of a process as VmHWM in /proc/self/status, and writing "5" to
+# /proc/self/clear_refs resets it to the current RSS (proc(5)). That makes a CPU peak per model: a
+# `kedro run` that trains three models in one process would otherwise report the lifetime peak
+# (getrusage's ru_maxrss), so every model after the first would carry the largest one before it.
+_PROC = Path("/proc/self")
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        (_PROC / "clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_kib() -> int | None:
+    """VmHWM in KiB, or None where /proc does not give it."""
+    try:
+        for line in (_PROC / "status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start a new peak: the CUDA allocator's, or on CPU the process's peak RSS where Linux allows it.
+    False when only the process's lifetime peak can be read (not Linux, or /proc refused)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+        return True
+    return _reset_peak_rss() and _peak_rss_kib() is not None
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak accelerator memory allocated by torch; on CPU, the process's peak resident set."""
+    """Peak accelerator memory allocated by torch since the last reset; on CPU, the process's peak
+    resident set since the last reset (Linux), else over its lifetime."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    kib = _peak_rss_kib()
+    if kib is not None:
+        return kib / 2**10
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def memory_kind(device: torch.device) -> str:
-    return "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"
+    """How :func:`peak_memory_mb` measured: per model where the peak could be reset, else the lifetime peak."""
+    if device.type == "cuda":
+        return "cuda_max_allocated"
+    return "process_peak_rss" if _peak_rss_kib() is not None and (_PROC / "clear_refs").exists() else "process_lifetime_peak_rss"
 
 
 def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

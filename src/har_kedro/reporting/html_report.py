@@ -43,6 +43,7 @@ RUN_SETTINGS: tuple[tuple[str, str], ...] = (
     ("device", "device"), ("device name", "device_name"), ("image size", "image_size"),
     ("epochs run", "epochs_run"), ("best epoch", "best_epoch"), ("best val accuracy", "best_val_accuracy"),
     ("stopped early", "stopped_early"), ("resumed from epoch", "resumed_from_epoch"),
+    ("seconds per stage", "stage_seconds"), ("training seconds", "total_train_seconds"),
 )
 CONFIG_SETTINGS: tuple[str, ...] = (
     "epochs", "batch_size", "effective_batch_size", "lr", "lr_multipliers", "weight_decay", "warmup_ratio",

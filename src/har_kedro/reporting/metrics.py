@@ -100,7 +100,8 @@ def model_metrics_row(run: ModelRun, class_names: Sequence[str], settings: Stati
         "peak_memory_mb": float(info["peak_memory_mb"]),
         "peak_memory_kind": str(info.get("peak_memory_kind", "")),
         "mean_epoch_seconds": float(info["mean_epoch_seconds"]),
-        "total_train_seconds": float(history_seconds.sum()),
+        # the run's own total (epochs plus one-off set-up such as the probe's feature pass); older runs: the epochs
+        "total_train_seconds": float(info.get("total_train_seconds", history_seconds.sum())),
         "images_per_second": float(info["mean_images_per_second"]),
         "best_epoch": int(info["best_epoch"]),
         "epochs_run": int(info["epochs_run"]),

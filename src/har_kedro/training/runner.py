@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import platform
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,9 @@ def _probe(model: ImageClassifier, run: RunInputs, stage: str) -> FitResult:
     config = run.config
     saved_flags = {n: p.requires_grad for n, p in model.named_parameters()}
     model.requires_grad_(False)
+    started = time.perf_counter()
     features = {s: cache_features(model, run.cache.images(s), config.eval_batch_size, run.device) for s in ("train", "val")}
+    feature_seconds = time.perf_counter() - started
     probe = FeatureClassifier(model.head)
     set_trainable(probe, "linear_probe")
     epochs = config.lp_epochs if config.method == "lp_ft" else config.epochs
@@ -84,7 +87,8 @@ def _probe(model: ImageClassifier, run: RunInputs, stage: str) -> FitResult:
     )
     for name, p in model.named_parameters():
         p.requires_grad_(saved_flags[name])
-    return result
+    # The one-off backbone pass is part of what the probe costs, though no epoch's seconds include it.
+    return dataclasses.replace(result, extra={**result.extra, "stage": stage, "feature_pass_seconds": feature_seconds})
 
 
 def train_stages(model: ImageClassifier, run: RunInputs) -> list[FitResult]:
@@ -157,7 +161,21 @@ def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot:
         "peak_memory_mb": max((r.peak_memory_mb for r in results), default=0.0),
         "mean_epoch_seconds": float(np.mean([h["seconds"] for h in history])) if history else 0.0,
         "mean_images_per_second": float(np.mean([h["images_per_second"] for h in history])) if history else 0.0,
+        "stage_seconds": stage_seconds(results),
+        "total_train_seconds": sum(stage_seconds(results).values()),
     }
+
+
+def stage_seconds(results: list[FitResult]) -> dict[str, float]:
+    """Wall-clock seconds per stage: its epochs, plus its one-off set-up (the linear probe's feature pass)."""
+    seconds: dict[str, float] = {}
+    for result in results:
+        for row in result.history:
+            seconds[row["stage"]] = seconds.get(row["stage"], 0.0) + float(row["seconds"])
+        if "feature_pass_seconds" in result.extra:
+            stage = result.extra["stage"]
+            seconds[stage] = seconds.get(stage, 0.0) + float(result.extra["feature_pass_seconds"])
+    return seconds
 
 
 def _run_info(model_name: str, model: ImageClassifier, run: RunInputs, test_accuracy: float) -> dict[str, Any]:
