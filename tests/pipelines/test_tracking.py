@@ -77,7 +77,13 @@ def test_a_second_run_adds_runs_and_tracking_off_adds_none_and_changes_nothing_e
     with tracked():
         runner_for(reported_copy)("train_clip", runtime_params=short)
     client = _client(reported_copy)
-    assert len(_children(_runs(client), "clip")) == 2
+    runs = _runs(client)
+    assert len(_children(runs, "clip")) == 2
+    # a second set: the new kedro run is a parent run of its own, holding the new clip run
+    parents = {run.info.run_name: run for run in runs if "mlflow.parentRunId" not in run.data.tags}
+    assert sorted(parents) == ["__default__", "train_clip"]
+    (new,) = [run for run in _children(runs, "clip") if run.data.tags["mlflow.parentRunId"] == parents["train_clip"].info.run_id]
+    assert new.info.status == "FINISHED" and new.data.metrics["test_top1_accuracy"] >= 0
 
     # Tracking off (as tests/conftest.py sets it for the suite): settings.py leaves kedro-mlflow's hooks out.
     from kedro.framework.project import settings
