@@ -55,9 +55,24 @@ def test_the_zero_shot_method_is_evaluated_whatever_the_baseline_setting(tiny_ba
     assert outputs.run_info["best_val_accuracy"] == outputs.run_info["zero_shot"]["val_accuracy"]
 
 
-def test_a_zero_shot_baseline_that_is_not_a_boolean_is_refused():
-    with pytest.raises(TrainingConfigError, match=r"clip.training.zero_shot_baseline must be true or false, got 'no'"):
-        TrainConfig.from_params({"zero_shot_baseline": "no"}, where="clip.training")
+@pytest.mark.parametrize("key", ["zero_shot_baseline", "calibrate"])
+def test_a_switch_that_is_not_a_boolean_is_refused(key):
+    with pytest.raises(TrainingConfigError, match=rf"clip.training.{key} must be true or false, got 'no'"):
+        TrainConfig.from_params({key: "no"}, where="clip.training")
+
+
+def test_calibrate_false_skips_the_val_pass_and_records_none(tiny_backbones, image_cache, monkeypatch):
+    import har_kedro.training.runner as runner
+
+    passes: list[int] = []
+    original = runner.predict_logits
+    monkeypatch.setattr(runner, "predict_logits", lambda model, images, *a, **k: passes.append(len(images)) or original(model, images, *a, **k))
+    config = _config(zero_shot_baseline=False)
+    assert run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], config, 0).run_info["calibration"] is not None
+    assert passes == [15, 21]  # test, then val for the temperature
+    passes.clear()
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(zero_shot_baseline=False, calibrate=False), 0)
+    assert outputs.run_info["calibration"] is None and passes == [15]
 
 
 def test_lp_ft_counts_the_probes_feature_pass_in_its_stage_seconds(tiny_backbones, image_cache):

@@ -65,6 +65,9 @@ class TrainConfig:
     # Evaluate the untrained zero-shot head on val and test before training (the report's baseline).
     # Two evaluation passes: off for quick runs (conf/smoke); the zero_shot method always evaluates.
     zero_shot_baseline: bool = True
+    # Fit a temperature on the trained model's val predictions (one more val pass; models/calibration.py):
+    # the report's ECE after temperature scaling. Off for quick runs (conf/smoke).
+    calibrate: bool = True
     # Several processes (GPUs, machines; training/distributed.py): {num_processes, num_machines, ...}.
     distributed: DistributedSettings = field(default_factory=DistributedSettings)
     # GPU fast path (training/fast_path.py): speed only, none of these changes what an epoch computes.
@@ -124,8 +127,9 @@ class TrainConfig:
             return f"grad_clip must be > 0 or null, got {self.grad_clip!r}."
         if self.early_stopping_patience < 0 or self.keep_checkpoints < 1:
             return "early_stopping_patience must be >= 0 and keep_checkpoints >= 1."
-        if not isinstance(self.zero_shot_baseline, bool):
-            return f"zero_shot_baseline must be true or false, got {self.zero_shot_baseline!r}."
+        for key in ("zero_shot_baseline", "calibrate"):
+            if not isinstance(getattr(self, key), bool):
+                return f"{key} must be true or false, got {getattr(self, key)!r}."
         return None
 
     def _method_problem(self) -> str | None:

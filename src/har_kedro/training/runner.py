@@ -166,6 +166,16 @@ def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot:
     }
 
 
+def _calibration(model: ImageClassifier, run: RunInputs) -> dict[str, float] | None:
+    """Temperature scaling fitted on the trained model's val predictions (models/calibration.py); the report
+    rescales the test predictions with it. None when ``calibrate`` turns the extra val pass off."""
+    config = run.config
+    if not config.calibrate:
+        return None
+    val_logits = predict_logits(model, run.cache.images("val"), config.eval_batch_size, run.device, config.amp)
+    return calibration_record(val_logits, run.cache.labels("val"))
+
+
 def stage_seconds(results: list[FitResult]) -> dict[str, float]:
     """Wall-clock seconds per stage: its epochs, plus its one-off set-up (the linear probe's feature pass)."""
     seconds: dict[str, float] = {}
@@ -221,9 +231,7 @@ def run_training(
     test_predictions = predictions_frame(logits, cache.labels("test"), cache.image_ids("test"), class_names)
     test_accuracy = float(test_predictions["correct"].mean()) if len(test_predictions) else float("nan")
     run_info = _run_info(model_name, model, run, test_accuracy) | _outcome(results, history, zero_shot) | {"zero_shot": zero_shot}
-    # Temperature scaling fitted on val (models/calibration.py); the report rescales the test predictions with it.
-    val_logits = predict_logits(model, cache.images("val"), config.eval_batch_size, device, config.amp)
-    run_info["calibration"] = calibration_record(val_logits, cache.labels("val"))
+    run_info["calibration"] = _calibration(model, run)
     if aclip_info is not None:
         run_info["aclip"] = aclip_info
     trained = trained_model(model, backbone_source, config, class_names, class_prompts, run.image_size)
