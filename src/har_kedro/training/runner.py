@@ -152,6 +152,7 @@ def _zero_shot(model: ImageClassifier, run: RunInputs, model_name: str) -> dict[
 def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot: dict[str, float] | None) -> dict[str, Any]:
     """The fields of ``run_info`` that describe how training went."""
     final = results[-1] if results else None
+    seconds = stage_seconds(results)
     return {
         "epochs_run": len(final.history) if final else 0,
         "best_epoch": final.best_epoch if final else 0,
@@ -161,8 +162,8 @@ def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot:
         "peak_memory_mb": max((r.peak_memory_mb for r in results), default=0.0),
         "mean_epoch_seconds": float(np.mean([h["seconds"] for h in history])) if history else 0.0,
         "mean_images_per_second": float(np.mean([h["images_per_second"] for h in history])) if history else 0.0,
-        "stage_seconds": stage_seconds(results),
-        "total_train_seconds": sum(stage_seconds(results).values()),
+        "stage_seconds": seconds,
+        "total_train_seconds": sum(seconds.values()),
     }
 
 
