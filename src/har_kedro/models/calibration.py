@@ -38,9 +38,9 @@ def fit_temperature(logits: torch.Tensor, labels: np.ndarray) -> float:
 
 def calibration_record(val_logits: torch.Tensor, val_labels: np.ndarray) -> dict[str, float]:
     """What ``run_info["calibration"]`` holds: the fitted temperature and the val NLL before and after."""
-    temperature = fit_temperature(val_logits, val_labels)
     if len(val_logits) == 0:
         return {"temperature": 1.0, "val_nll": float("nan"), "val_nll_scaled": float("nan")}
+    temperature = fit_temperature(val_logits, val_labels)
     return {
         "temperature": temperature,
         "val_nll": negative_log_likelihood(val_logits, val_labels),

@@ -127,13 +127,14 @@ def pairwise_table(runs: Sequence[ModelRun], settings: StatisticsSettings = Stat
     """Every pair of models (in table order) on the test images both predicted: the top-1 difference with its
     paired bootstrap interval and McNemar's p-value, and the sentence the report prints."""
     rows = []
+    right = [_right_by_image(run) for run in runs]
     for i, first in enumerate(runs):
-        for second in runs[i + 1:]:
-            right = [_right_by_image(run) for run in (first, second)]
-            common = right[0].index.intersection(right[1].index).sort_values()
+        for j in range(i + 1, len(runs)):
+            second = runs[j]
+            common = right[i].index.intersection(right[j].index).sort_values()
             if common.empty:
                 continue  # different test splits: nothing to pair
-            c = paired_comparison((first.name, second.name), (right[0][common].to_numpy(), right[1][common].to_numpy()), settings)
+            c = paired_comparison((first.name, second.name), (right[i][common].to_numpy(), right[j][common].to_numpy()), settings)
             rows.append({
                 "first": c.first, "second": c.second, "images": c.images, "difference": c.difference.estimate,
                 "ci_low": c.difference.low, "ci_high": c.difference.high, "only_first_right": c.only_first_right,
