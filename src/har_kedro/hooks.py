@@ -51,6 +51,11 @@ class MissingInputsHook:
             raise MissingInputsError(_missing_inputs_message(missing, _producers(missing, catalog), run_params))
 
 
+def _listed(value: Any) -> Any:
+    """A list parameter as MLflow shows it (``[0, 1]``); anything else as it is."""
+    return str(list(value)) if isinstance(value, list | tuple) else value
+
+
 def _never_written(pipeline: Pipeline, catalog: Any) -> set[str]:
     """The pipeline's stored (versioned, not optional) inputs that have no saved version."""
     # Imported here, not at the top: settings.py imports this module on every kedro command, and the
@@ -174,7 +179,7 @@ class TrackingHook:
             return
         mark_model_training(parent.info.experiment_id)
         self._open[node.name] = mlflow.start_run(run_name=model, nested=True, tags={MODEL_TAG: model}).info.run_id
-        params = {"seed": inputs.get("params:seed"), "backbone": inputs.get(f"{model}.backbone_source")}
+        params = {"seeds": _listed(inputs.get("params:seeds")), "backbone": inputs.get(f"{model}.backbone_source")}
         params |= flatten(inputs.get(f"params:{model}.training") or {}, "training.")
         mlflow.log_params({key: value for key, value in params.items() if value is not None})
 
@@ -187,7 +192,7 @@ class TrackingHook:
         if model is None or run is None or self._open.pop(node.name, None) != run.info.run_id:
             return
         predictions, history, run_info = (outputs[f"{model}.{kind}"] for kind in ("test_predictions", "history", "run_info"))
-        mlflow.log_metrics(final_metrics(predictions, history, run_info))
+        mlflow.log_metrics(final_metrics(predictions, history, run_info, outputs.get(f"{model}.seed_predictions")))
         mlflow.log_text(history.to_csv(index=False), "history.csv")
         mlflow.log_dict(run_info, "run_info.json")
         datasets = {name: catalog.get(name) for name in node.outputs}

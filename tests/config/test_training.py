@@ -13,6 +13,7 @@ from har_kedro.config import (
     TrainingConfigError,
 )
 from har_kedro.config.training import LOSS_NAMES
+from har_kedro.config.wise_ft import WiseFtSettings
 from har_kedro.models.losses import LOSSES
 
 
@@ -26,6 +27,10 @@ def test_nested_blocks_are_typed_all_the_way_down():
     assert isinstance(config.aclip, AclipSettings) and config.aclip.keep_ratio == 0.25
     assert config.distributed == DistributedSettings()
     assert TrainConfig.from_params({}).aclip is None and TrainConfig.from_params({}).lora == LoraSettings()
+    assert TrainConfig.from_params({}).wise_ft is None
+    wise_ft = TrainConfig.from_params({"wise_ft": {"alphas": [1, 0, 0.5]}}).wise_ft
+    assert wise_ft == WiseFtSettings(alphas=(0.0, 0.5, 1.0), apply=False)  # sorted, as floats
+    assert TrainConfig.from_params({"wise_ft": {}}).wise_ft.alphas == tuple(i / 10 for i in range(11))
 
 
 @pytest.mark.parametrize(
@@ -39,6 +44,11 @@ def test_nested_blocks_are_typed_all_the_way_down():
         ({"epoch": 3}, "clip.training has unknown keys ['epoch']"),
         ({"loss": "hinge"}, "clip.training.loss is 'hinge'"),
         ("full", "clip.training must be a mapping"),
+        ({"wise_ft": {"alphas": [0, 1.5]}}, "clip.training.wise_ft.alphas is [0, 1.5]; give a non-empty list of numbers in [0, 1]"),
+        ({"wise_ft": {"alphas": []}}, "clip.training.wise_ft.alphas is []"),
+        ({"wise_ft": {"alphas": [0.5, 0.5]}}, "clip.training.wise_ft.alphas lists a value twice"),
+        ({"wise_ft": {"apply": "yes"}}, "clip.training.wise_ft.apply must be true or false, got 'yes'"),
+        ({"wise_ft": {"alpha": 0.5}}, "clip.training.wise_ft has unknown keys ['alpha']"),
     ],
 )
 def test_errors_name_the_key(params, named):

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -49,23 +50,28 @@ def test_the_demo_run_is_tracked_with_a_child_run_per_model(reported_project: Re
         (child,) = _children(runs, model)
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.info.status == "FINISHED"
         info = context.catalog.load(f"{model}.run_info")
-        history = context.catalog.load(f"{model}.history")
-        # per-epoch metrics, step = epoch, the same numbers as the history the catalog holds
-        for key in ("train_loss", "val_accuracy", "lr", "images_per_second"):
-            logged = client.get_metric_history(child.info.run_id, key)
-            assert [m.step for m in logged] == history["epoch"].tolist() == list(range(1, SHORT_RUN[model]["training"]["epochs"] + 1))
-            assert [m.value for m in logged] == pytest.approx(history[key].tolist(), rel=1e-6), key
+        histories = context.catalog.load(f"{model}.seed_histories")
+        seeds = [s["seed"] for s in info["seed_runs"]]
+        assert seeds == [0, 1] and sorted(histories["seed"].unique()) == seeds  # the demo's two seeds
+        # per-epoch metrics of every seed under seed_<n>., step = epoch, the same numbers as the histories the catalog holds
+        for seed in seeds:
+            history = histories[histories["seed"] == seed]
+            for key in ("train_loss", "val_accuracy", "lr", "images_per_second"):
+                logged = client.get_metric_history(child.info.run_id, f"seed_{seed}.{key}")
+                assert [m.step for m in logged] == history["epoch"].tolist() == list(range(1, SHORT_RUN[model]["training"]["epochs"] + 1))
+                assert [m.value for m in logged] == pytest.approx(history[key].tolist(), rel=1e-6), key
         final = child.data.metrics
         assert final["test_top1_accuracy"] == pytest.approx(info["test_accuracy"])
         assert 0 <= final["test_macro_f1"] <= 1 and final["test_top1_accuracy"] <= final["test_top5_accuracy"] <= 1
         assert final["zero_shot_test_accuracy"] == pytest.approx(info["zero_shot"]["test_accuracy"])
         params = child.data.params
         assert params["training.method"] == info["method"] and params["training.epochs"] == str(SHORT_RUN[model]["training"]["epochs"])
-        assert params["seed"] == str(info["seed"]) and params["backbone"] == info["backbone"]
+        assert params["seeds"] == "[0, 1]" and params["backbone"] == info["backbone"]
+        assert final["test_top1_mean"] == pytest.approx(np.mean([s["test_accuracy"] for s in info["seed_runs"]]))
         assert {"history.csv", "run_info.json"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
         # the versions it wrote lead back to the catalog, and to the command that reproduces a report from them
         written = json.loads(child.data.tags["kedro.output_versions"])
-        assert set(written) == {f"{model}.{name}" for name in ("trained_model", "history", "test_predictions", "run_info")}
+        assert set(written) == {f"{model}.{name}" for name in ("trained_model", "history", "test_predictions", "run_info", "seed_predictions", "seed_histories")}
         for name, version in written.items():
             assert (reported_project.root / context.catalog.get(name)._get_versioned_path(version)).exists(), (name, version)
         assert child.data.tags["kedro.reproduce_report"].startswith("kedro run --pipelines=reporting --load-versions=")
@@ -73,7 +79,9 @@ def test_the_demo_run_is_tracked_with_a_child_run_per_model(reported_project: Re
 
 
 def test_a_second_run_adds_runs_and_tracking_off_adds_none_and_changes_nothing_else(reported_project: ReportedProject, reported_copy: Path, monkeypatch):
-    short = {"clip": {"training": {"epochs": SHORT_RUN["clip"]["training"]["epochs"]}}}
+    # clip's deployed seed alone: a shorter run, and the one whose history the shared project holds
+    deployed = reported_project.context().catalog.load("clip.run_info")["seed"]
+    short = {"clip": {"training": {"epochs": SHORT_RUN["clip"]["training"]["epochs"]}}, "seeds": [deployed]}
     with tracked():
         runner_for(reported_copy)("train_clip", runtime_params=short)
     client = _client(reported_copy)

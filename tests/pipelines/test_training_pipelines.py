@@ -74,9 +74,28 @@ def test_demo_training_records_predicts_and_versions_everything(reported_project
         assert 0.0 <= aclip["ema_val_accuracy"] <= 1.0
         assert not any(name.startswith(("predictor.", "ema.")) for name in trained.state)
 
-    # Checkpoints were written every epoch and contain no pickles.
-    checkpoint_files = list((reported_project.root / f"data/demo/06_models/{model}/checkpoints").rglob("*.*"))
-    assert checkpoint_files and {p.suffix for p in checkpoint_files} <= {".json", ".safetensors"}
+    # Every seed's predictions and curve are versioned; the deployed seed is the best val accuracy (the earlier on a tie).
+    seed_predictions, seed_histories = catalog.load(f"{model}.seed_predictions"), catalog.load(f"{model}.seed_histories")
+    runs = info["seed_runs"]
+    assert [r["seed"] for r in runs] == context.params["seeds"] == [0, 1]
+    assert sorted(seed_predictions["seed"].unique()) == sorted(seed_histories["seed"].unique()) == [0, 1]
+    best = max(r["best_val_accuracy"] for r in runs)
+    assert info["seed"] == info["selected_seed"] == next(r["seed"] for r in runs if r["best_val_accuracy"] == best)
+    deployed = seed_predictions[seed_predictions["seed"] == info["seed"]].reset_index(drop=True)
+    assert deployed["pred_id"].tolist() == predictions["pred_id"].tolist()
+    for run in runs:
+        rows = seed_predictions[seed_predictions["seed"] == run["seed"]]
+        assert rows["correct"].mean() == pytest.approx(run["test_accuracy"])
+
+    # WiSE-FT's curve (base settings: alpha 0, 0.1 ... 1) ends exactly at the zero-shot and the fine-tuned model.
+    curve = info["wise_ft"]
+    assert curve["alphas"] == [i / 10 for i in range(11)] and curve["applied"] is False
+    assert curve["val_accuracy"][0] == info["zero_shot"]["val_accuracy"] and curve["val_accuracy"][-1] == info["best_val_accuracy"]
+
+    # Checkpoints were written every epoch, per seed, and contain no pickles.
+    for seed in (0, 1):
+        checkpoint_files = list((reported_project.root / f"data/demo/06_models/{model}/checkpoints/seed_{seed}").rglob("*.*"))
+        assert checkpoint_files and {p.suffix for p in checkpoint_files} <= {".json", ".safetensors"}
 
 
 def _write_colour_set(root: Path, per_class: int = 10) -> Path:
@@ -101,7 +120,7 @@ def learned(tmp_path_factory: pytest.TempPathFactory):
 
     root = make_project(tmp_path_factory.mktemp("learned") / "project")
     _write_colour_set(root / "data/01_raw/colours")
-    params: dict = {"ingestion": {"source": {"kind": "kaggle", "root": "data/01_raw/colours"}}}
+    params: dict = {"ingestion": {"source": {"kind": "kaggle", "root": "data/01_raw/colours"}}, "seeds": [0]}
     for model in MODELS:  # ~150 training images: smaller batches, so that 6 epochs are 60 optimizer steps
         params[model] = {"training": {"epochs": 6, "batch_size": 16, "effective_batch_size": 16}}
     params["aclip"]["training"]["aclip"] = {"measure_speedup": False}
@@ -127,7 +146,8 @@ def test_same_seed_gives_the_same_metrics_and_new_versions(reported_project: Rep
     first = first_context.catalog.load("clip.run_info")
     h1 = first_context.catalog.load("clip.history")
     # Only clip's epochs given at run time (the copy's demo set is already ingested).
-    short = {"clip": {"training": {"epochs": SHORT_RUN["clip"]["training"]["epochs"]}}}
+    # The deployed seed alone, so the run is the one clip.run_info describes.
+    short = {"clip": {"training": {"epochs": SHORT_RUN["clip"]["training"]["epochs"]}}, "seeds": [first["seed"]]}
     context = runner_for(reported_copy)("train_clip", runtime_params=short)
     second, h2 = context.catalog.load("clip.run_info"), context.catalog.load("clip.history")
     assert len(h1) == len(h2) == 2  # the runtime override reached the run

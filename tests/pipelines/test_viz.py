@@ -33,7 +33,7 @@ PROMISED_PIPELINES = {
 REPORT_DATASETS = {
     "model_metrics", "per_class_metrics", "pairwise_comparisons", "model_metrics_markdown", "report_summary",
     "confusion_matrices_plot", "learning_curves_plot", "accuracy_vs_parameters_plot",
-    "accuracy_vs_epoch_time_plot", "reliability_plot", "comparison_report", "report_info",
+    "accuracy_vs_epoch_time_plot", "wise_ft_plot", "reliability_plot", "comparison_report", "report_info",
 }  # fmt: skip
 # Written before the app's scripts run: no first-visit feature tour over the screenshot.
 NO_TOUR = {"KedroViz": json.dumps({"showFeatureHints": False})}

@@ -80,3 +80,17 @@ def two_models(labels: np.ndarray) -> dict[str, Any]:
         **model_outputs("clip", labels, clip_pred, epochs=3, seed=1),
         **model_outputs("siglip", labels, siglip_pred, epochs=4, seed=2, family="siglip", loss="sigmoid", trainable_parameters=3000, total_parameters=5000, trainable_fraction=0.6),
     }
+
+
+def with_seeds(outputs: dict[str, Any], model: str, *other_seeds: np.ndarray) -> dict[str, Any]:
+    """``outputs`` plus ``<model>.seed_predictions``: the deployed seed's predictions and one seed per array of
+    predicted ids in ``other_seeds`` (seeds 100, 101, ...), as training/seeds.py writes them."""
+    deployed = outputs[f"{model}.test_predictions"]
+    info = outputs[f"{model}.run_info"]
+    frames = [deployed.assign(seed=info["seed"])]
+    for offset, predicted in enumerate(other_seeds):
+        frame = deployed.copy()
+        frame["pred_id"] = np.asarray(predicted)
+        frames.append(frame.assign(seed=100 + offset))
+    seeds = pd.concat(frames, ignore_index=True)
+    return {**outputs, f"{model}.seed_predictions": seeds[["seed", *deployed.columns]]}

@@ -11,6 +11,7 @@ from har_kedro.reporting.figures import (
     confusion_matrices_figure,
     learning_curves_figure,
     reliability_figure,
+    wise_ft_figure,
 )
 from har_kedro.reporting.metrics import confusion_counts, model_metrics_table
 from har_kedro.reporting.runs import select_runs
@@ -89,5 +90,6 @@ def test_same_inputs_give_byte_identical_figure_json(runs):
         lambda: accuracy_vs_parameters_figure(metrics),
         lambda: accuracy_vs_epoch_time_figure(metrics),
         lambda: reliability_figure(runs, CLASSES, 15),
+        lambda: wise_ft_figure(runs),
     ):
         assert build().to_json() == build().to_json()

@@ -12,6 +12,7 @@ from har_kedro.reporting.figures import (
     confusion_matrices_figure,
     learning_curves_figure,
     reliability_figure,
+    wise_ft_figure,
 )
 from har_kedro.reporting.html_report import FIGURE_SECTIONS, build_html_report
 from har_kedro.reporting.metrics import model_metrics_table, pairwise_table, per_class_table
@@ -30,6 +31,7 @@ def _report(outputs, versions=VERSIONS):
         "learning_curves": learning_curves_figure(selection.runs),
         "accuracy_vs_parameters": accuracy_vs_parameters_figure(metrics),
         "accuracy_vs_epoch_time": accuracy_vs_epoch_time_figure(metrics),
+        "wise_ft": wise_ft_figure(selection.runs),
         "reliability": reliability_figure(selection.runs, CLASSES, 15),
     }
     info = {**report_info(selection), **({"input_versions": versions} if versions else {})}
@@ -102,7 +104,7 @@ def test_a_run_trained_without_the_zero_shot_baseline_shows_a_dash_and_summarise
     assert metrics["zero_shot_test_accuracy"].isna().tolist() == [False, True]
     table = re.search(r'<table[^>]*id="zero-shot-table".*?</table>', _report(outputs), flags=re.S).group(0)
     siglip_row = re.search(r"<tr>\s*<td[^>]*>siglip</td>.*?</tr>", table, flags=re.S).group(0)
-    assert siglip_row.count('<td class="num">–</td>') == 2  # zero-shot val and test; the fine-tuned number stays
+    assert siglip_row.count('<td class="num">–</td>') == 5  # zero-shot val and test, and the three WiSE-FT cells (no curve); the fine-tuned number stays
     summary = report_summary(metrics.reset_index(), selection.left_out)
     assert summary["models"]["siglip"]["zero_shot_test_accuracy"] is None
     assert summary["models"]["clip"]["zero_shot_test_accuracy"] == 0.12

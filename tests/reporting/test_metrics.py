@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
 from har_kedro.reporting.metrics import (
     METRIC_COLUMNS,
@@ -24,6 +25,7 @@ from tests.reporting.conftest import (
     make_history,
     make_predictions,
     make_run_info,
+    with_seeds,
 )
 
 THREE = CLASSES[:3]
@@ -140,3 +142,29 @@ def test_the_ece_after_scaling_uses_the_temperature_the_run_fitted_on_val():
     row = model_metrics_table([calibrated], THREE).iloc[0]
     expected = expected_calibration_error(HAND_LABELS, temperature_scaled(calibrated.probabilities(THREE), 4.0), 15)
     assert row["temperature"] == 4.0 and row["ece_scaled"] == pytest.approx(expected) and row["ece_scaled"] != pytest.approx(row["ece"])
+
+
+def test_with_seeds_the_table_gives_the_mean_and_spread_over_seeds_and_top1_stays_the_deployed_models():
+    predictions = make_predictions(HAND_LABELS, HAND_PREDICTED, class_names=THREE)
+    history = make_history(2)
+    outputs = {"m.run_info": make_run_info("m", predictions, history), "m.history": history, "m.test_predictions": predictions}
+    # the deployed seed: 4 / 6 right; two more seeds: 6 / 6 and 3 / 6
+    outputs = with_seeds(outputs, "m", HAND_LABELS, np.array([0, 0, 0, 1, 0, 0]))
+    run = select_runs(THREE, outputs, ["m"]).runs[0]
+    row = model_metrics_table([run], THREE).iloc[0]
+    by_seed = np.array([4 / 6, 6 / 6, 3 / 6])
+    assert row["seeds"] == 3 and row["top1_accuracy"] == pytest.approx(4 / 6)
+    assert row["top1_mean"] == pytest.approx(by_seed.mean()) and row["top1_std"] == pytest.approx(by_seed.std(ddof=1))
+    f1 = [f1_score(HAND_LABELS, p, labels=[0, 1, 2], average="macro", zero_division=0) for p in run.seed_predicted()]
+    assert row["macro_f1_mean"] == pytest.approx(np.mean(f1)) and row["macro_f1_std"] == pytest.approx(np.std(f1, ddof=1))
+    assert row["top1_ci_low"] <= row["top1_mean"] <= row["top1_ci_high"]
+
+
+def test_one_seed_has_no_spread_and_pairs_of_one_seed_use_mcnemar_of_several_the_sign_flip_test(two_models, labels):
+    single = model_metrics_table(select_runs(CLASSES, two_models, ["clip", "siglip"]).runs, CLASSES)
+    assert single["seeds"].tolist() == [1, 1] and single["top1_std"].isna().all()
+    assert single["top1_mean"].tolist() == pytest.approx(single["top1_accuracy"].tolist())
+    assert pairwise_table(select_runs(CLASSES, two_models, ["clip", "siglip"]).runs)["test"].tolist() == ["McNemar"]
+    seeded = with_seeds(two_models, "clip", labels)  # a second clip seed, right on every image
+    table = pairwise_table(select_runs(CLASSES, seeded, ["clip", "siglip"]).runs)
+    assert table["test"].tolist() == ["sign-flip"] and "sign-flip p = " in table["sentence"].iloc[0]

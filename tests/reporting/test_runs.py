@@ -7,7 +7,7 @@ import pytest
 
 from har_kedro.reporting.errors import ReportingInputError
 from har_kedro.reporting.runs import select_runs
-from tests.reporting.conftest import CLASSES, model_outputs
+from tests.reporting.conftest import CLASSES, model_outputs, with_seeds
 
 MODELS = ("clip", "aclip", "siglip")
 
@@ -82,3 +82,18 @@ def test_probabilities_follow_class_names_order_whatever_the_column_order(two_mo
     run = select_runs(CLASSES, {**two_models, "clip.test_predictions": shuffled}, MODELS).runs[0]
     probabilities = run.probabilities(CLASSES)
     assert np.array_equal(probabilities.argmax(axis=1), run.predicted())
+
+
+def test_seed_predictions_of_other_images_or_without_the_deployed_seed_are_refused(two_models, labels):
+    seeded = with_seeds(two_models, "clip", labels)
+    assert select_runs(CLASSES, seeded, ["clip", "siglip"]).runs[0].seeds() == [42, 100]
+    frame = seeded["clip.seed_predictions"]
+    other_images = frame.assign(image_id=[f"x_{i}" if s == 100 else i for i, s in zip(frame["image_id"], frame["seed"])])
+    with pytest.raises(ReportingInputError, match=r"clip.seed_predictions holds other test images for seed 100 than clip.test_predictions"):
+        select_runs(CLASSES, {**seeded, "clip.seed_predictions": other_images}, ["clip"])
+    changed = frame.copy()
+    changed.loc[changed["seed"] == 42, "pred_id"] = (changed.loc[changed["seed"] == 42, "pred_id"] + 1) % len(CLASSES)
+    with pytest.raises(ReportingInputError, match=r"clip.seed_predictions has no rows of seed 42 matching clip.test_predictions"):
+        select_runs(CLASSES, {**seeded, "clip.seed_predictions": changed}, ["clip"])
+    with pytest.raises(ReportingInputError, match=r"clip.seed_predictions lacks the columns \['seed'\]"):
+        select_runs(CLASSES, {**seeded, "clip.seed_predictions": frame.drop(columns="seed")}, ["clip"])

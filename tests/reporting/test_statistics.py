@@ -110,3 +110,44 @@ def test_temperature_scaling_of_stored_probabilities_by_hand():
     np.testing.assert_allclose(temperature_scaled(probabilities, 2.0)[0], [2 / 3, 1 / 3])
     np.testing.assert_allclose(temperature_scaled(probabilities, 1.0), probabilities)
     assert (temperature_scaled(probabilities, 3.0).argmax(axis=1) == probabilities.argmax(axis=1)).all()  # predictions unchanged
+
+
+def test_with_several_seeds_the_estimates_are_the_seed_means():
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    seeds = np.array([
+        [0, 1, 2, 0, 1, 2, 0, 0],  # 7 / 8
+        [0, 1, 0, 0, 2, 2, 1, 1],  # 5 / 8
+    ])
+    top1 = accuracy_interval(labels, seeds, SETTINGS)
+    assert top1.estimate == pytest.approx(0.75)  # (7/8 + 5/8) / 2
+    assert top1.low <= 0.75 <= top1.high and top1.high - top1.low > 0
+    f1 = macro_f1_interval(labels, seeds, 3, SETTINGS)
+    by_seed = [f1_score(labels, p, labels=[0, 1, 2], average="macro", zero_division=0) for p in seeds]
+    assert f1.estimate == pytest.approx(np.mean(by_seed), rel=1e-12)
+
+
+def _exact_sign_flip_p(difference: np.ndarray) -> float:
+    """Every sign pattern of the non-zero differences, counted by hand (two-sided, |mean| at least the observed)."""
+    nonzero = difference[difference != 0]
+    observed = abs(nonzero.mean())
+    patterns = [np.array(signs) for signs in np.ndindex(*([2] * len(nonzero)))]
+    extreme = sum(abs((nonzero * (1 - 2 * signs)).mean()) >= observed - 1e-12 for signs in patterns)
+    return extreme / len(patterns)
+
+
+def test_with_several_seeds_the_pair_is_tested_by_exact_sign_flips_over_the_per_image_differences():
+    # two seeds each: per image, the share of seeds right
+    first = np.array([1.0, 1.0, 0.5, 1.0, 0.5, 0.0, 1.0, 0.5, 1.0, 1.0])
+    second = np.array([0.5, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0, 1.0, 0.5])
+    comparison = paired_comparison(("a", "b"), (first, second), SETTINGS)
+    assert comparison.test == "sign-flip"
+    assert comparison.only_first_right == 6 and comparison.only_second_right == 1  # images a gets right more often, and b
+    assert comparison.difference.estimate == pytest.approx((first - second).mean())
+    assert comparison.p_value == pytest.approx(_exact_sign_flip_p(first - second), abs=1e-12)  # 2^7 patterns <= 2000 resamples: exact
+    assert "a vs b: +35.0 points top-1" in comparison.sentence(0.95) and "sign-flip p = " in comparison.sentence(0.95)
+
+
+def test_the_sign_flip_test_on_plus_or_minus_one_differences_is_mcnemars():
+    d = np.r_[np.ones(8), -np.ones(2), np.zeros(30)]
+    assert _exact_sign_flip_p(d) == pytest.approx(112 / 1024)  # McNemar's exact p for 8 against 2
+    assert paired_comparison(("a", "b"), ((d > 0) * 1.0, (d < 0) * 1.0), SETTINGS).p_value == pytest.approx(112 / 1024)

@@ -83,3 +83,34 @@ def test_lp_ft_counts_the_probes_feature_pass_in_its_stage_seconds(tiny_backbone
     assert info["stage_seconds"]["fine_tune"] == pytest.approx(epochs["fine_tune"])
     assert info["stage_seconds"]["linear_probe"] > epochs["linear_probe"]  # plus the one-off feature pass
     assert info["total_train_seconds"] == pytest.approx(sum(info["stage_seconds"].values()))
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "lp_ft"])
+def test_wise_ft_curve_ends_at_the_zero_shot_and_the_fine_tuned_model_exactly(tiny_backbones, image_cache, method):
+    """α = 0 scores exactly the zero-shot baseline and α = 1 exactly the fine-tuned model, on val and test."""
+    config = _config(method=method, epochs=2, lp_epochs=1, lr=1e-2, wise_ft={"alphas": [0, 0.5, 1]})
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], config, 0)
+    info = outputs.run_info
+    curve = info["wise_ft"]
+    assert curve["alphas"] == [0.0, 0.5, 1.0] and curve["applied"] is False
+    assert curve["val_accuracy"][0] == info["zero_shot"]["val_accuracy"] and curve["test_accuracy"][0] == info["zero_shot"]["test_accuracy"]
+    assert curve["val_accuracy"][-1] == info["best_val_accuracy"]
+    assert curve["test_accuracy"][-1] == pytest.approx(info["test_accuracy"], abs=1e-6)  # float32 share vs the frame's float64 mean
+    best = max(curve["val_accuracy"])
+    assert curve["chosen_alpha"] == max(a for a, v in zip(curve["alphas"], curve["val_accuracy"]) if v == best)
+
+
+def test_wise_ft_apply_deploys_the_chosen_mix_and_predicts_the_test_split_with_it(tiny_backbones, image_cache):
+    # α = 0 alone: the deployed model must be the zero-shot one, whatever training did
+    config = _config(method="full", epochs=1, lr=1e-2, wise_ft={"alphas": [0], "apply": True})
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], config, 0)
+    info = outputs.run_info
+    assert info["wise_ft"]["chosen_alpha"] == 0.0 and info["wise_ft"]["applied"] is True
+    assert info["zero_shot"]["test_accuracy"] == info["wise_ft"]["test_accuracy"][0]
+    assert info["test_accuracy"] == pytest.approx(info["zero_shot"]["test_accuracy"], abs=1e-6)
+
+
+def test_wise_ft_off_records_none_and_costs_no_pass(tiny_backbones, image_cache, monkeypatch):
+    seen = _evaluated_splits(monkeypatch)
+    outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(zero_shot_baseline=False), 0)
+    assert outputs.run_info["wise_ft"] is None and seen == []  # no baseline, no curve: the runner evaluates nothing itself

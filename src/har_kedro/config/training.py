@@ -17,6 +17,7 @@ from har_kedro.config.augment import AugmentConfig
 from har_kedro.config.distributed import DistributedSettings
 from har_kedro.config.errors import TrainingConfigError, known_keys
 from har_kedro.config.lora import LoraSettings
+from har_kedro.config.wise_ft import WiseFtSettings
 
 METHODS = ("zero_shot", "linear_probe", "lora", "full", "lp_ft")
 GROUPS = ("vision", "text", "projection", "head")  # parameter groups, each with its own lr multiplier
@@ -68,6 +69,9 @@ class TrainConfig:
     # Fit a temperature on the trained model's val predictions (one more val pass; models/calibration.py):
     # the report's ECE after temperature scaling. Off for quick runs (conf/smoke).
     calibrate: bool = True
+    # WiSE-FT (config/wise_ft.py, models/wise_ft.py): evaluate mixes of the zero-shot and the fine-tuned
+    # weights after training, one val and one test pass per alpha; null = off.
+    wise_ft: WiseFtSettings | None = None
     # Several processes (GPUs, machines; training/distributed.py): {num_processes, num_machines, ...}.
     distributed: DistributedSettings = field(default_factory=DistributedSettings)
     # GPU fast path (training/fast_path.py): speed only, none of these changes what an epoch computes.
@@ -93,6 +97,8 @@ class TrainConfig:
         values["lora"] = LoraSettings.from_params(values.get("lora"), where=f"{where}.lora")
         if values.get("aclip") is not None:
             values["aclip"] = AclipSettings.from_params(values["aclip"], where=f"{where}.aclip")
+        if values.get("wise_ft") is not None:
+            values["wise_ft"] = WiseFtSettings.from_params(values["wise_ft"], where=f"{where}.wise_ft")
         values["distributed"] = DistributedSettings.from_params(values.get("distributed"), where=f"{where}.distributed")
         config = cls(**values)
         config.validate(where)

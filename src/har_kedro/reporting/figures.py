@@ -98,14 +98,14 @@ def _scatter(metrics: pd.DataFrame, x: str, x_title: str, title: str, log_x: boo
         if omit_non_positive and value <= 0:
             omitted.append(row.model)
             continue
-        top1 = float(row.top1_accuracy)
+        top1 = float(row.top1_mean)  # over seeds; the interval is that of the seed mean
         fig.add_trace(
             go.Scatter(
                 x=[value], y=[top1], mode="markers+text", text=[row.model], textposition="top center",
                 name=row.model, marker={"size": 14, "color": colours[row.model]},
                 # the bootstrap interval of top-1 (reporting/statistics.py) as the error bar
                 error_y={"type": "data", "symmetric": False, "array": [float(row.top1_ci_high) - top1], "arrayminus": [top1 - float(row.top1_ci_low)]},
-                hovertemplate=f"{row.model} ({row.method}, {row.loss})<br>{x_title} " + "%{x:,.4g}<br>top-1 %{y:.1%}"
+                hovertemplate=f"{row.model} ({row.method}, {row.loss})<br>{x_title} " + "%{x:,.4g}<br>top-1 %{y:.1%}" + f" (mean of {int(row.seeds)} seed{'s' if int(row.seeds) != 1 else ''})"
                 + f" [{float(row.top1_ci_low):.1%}, {float(row.top1_ci_high):.1%}]<extra></extra>",
             )
         )
@@ -128,6 +128,37 @@ def accuracy_vs_parameters_figure(metrics: pd.DataFrame) -> go.Figure:
 def accuracy_vs_epoch_time_figure(metrics: pd.DataFrame) -> go.Figure:
     """Top-1 accuracy against mean seconds per training epoch; a model without epochs is noted, not drawn."""
     return _scatter(metrics, "mean_epoch_seconds", "seconds per epoch", "Accuracy vs training time per epoch", log_x=False, omit_non_positive=True)
+
+
+def wise_ft_figure(runs: Sequence[ModelRun]) -> go.Figure:
+    """WiSE-FT curves: val (dashed) and test (solid) top-1 against α for every model whose deployed run evaluated
+    them, the α chosen on val ringed; models without a curve are named under the plot."""
+    fig = go.Figure()
+    colours = model_colours([run.name for run in runs])
+    without = []
+    for run in runs:
+        curve = run.run_info.get("wise_ft")
+        if not curve:
+            without.append(run.name)
+            continue
+        colour = colours[run.name]
+        for split, dash in (("val", "dash"), ("test", "solid")):
+            fig.add_trace(go.Scatter(
+                x=curve["alphas"], y=curve[f"{split}_accuracy"], mode="lines+markers", name=f"{run.name} {split}", legendgroup=run.name,
+                line={"color": colour, "dash": dash}, hovertemplate=f"{run.name} {split}" + "<br>α %{x:.2f}: top-1 %{y:.1%}<extra></extra>",
+            ))
+        at = curve["alphas"].index(curve["chosen_alpha"])
+        fig.add_trace(go.Scatter(
+            x=[curve["chosen_alpha"]], y=[curve["test_accuracy"][at]], mode="markers", legendgroup=run.name, showlegend=False,
+            marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": colour, "width": 2}},
+            hovertemplate=f"{run.name}: α chosen on val" + " %{x:.2f}, test top-1 %{y:.1%}<extra></extra>",
+        ))
+    if without:
+        fig.add_annotation(text=f"no WiSE-FT curve (wise_ft off or nothing trained): {', '.join(without)}", xref="paper", yref="paper", x=0, y=-0.2, showarrow=False, align="left")
+    fig.update_xaxes(title_text="α (0: zero-shot weights, 1: fine-tuned weights)", range=[-0.02, 1.02])
+    fig.update_yaxes(title_text="top-1 accuracy", tickformat=".0%")
+    fig.update_layout(title="WiSE-FT: accuracy of the weight mix (dashed: val, solid: test)", height=460, template=TEMPLATE)
+    return fig
 
 
 def reliability_figure(runs: Sequence[ModelRun], class_names: Sequence[str], bins: int) -> go.Figure:

@@ -32,8 +32,9 @@ TITLE = "Human Action Recognition: model comparison"
 FIGURE_SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("confusion_matrices", "Confusion matrices", "Rows are the true classes, columns the predictions; each row sums to 1. Hover for image counts."),
     ("learning_curves", "Learning curves", "Train (solid) and validation (dashed) accuracy and loss per epoch; click a legend entry to hide a model."),
-    ("accuracy_vs_parameters", "Accuracy vs trainable parameters", "Top-1 test accuracy, with its bootstrap interval, against the number of trained parameters (log scale)."),
-    ("accuracy_vs_epoch_time", "Accuracy vs time per epoch", "Top-1 test accuracy against the mean wall-clock seconds of a training epoch."),
+    ("accuracy_vs_parameters", "Accuracy vs trainable parameters", "Top-1 test accuracy (mean over seeds), with its bootstrap interval, against the number of trained parameters (log scale)."),
+    ("accuracy_vs_epoch_time", "Accuracy vs time per epoch", "Top-1 test accuracy (mean over seeds) against the mean wall-clock seconds of a training epoch."),
+    ("wise_ft", "WiSE-FT", "Val (dashed) and test (solid) top-1 of the weights (1 − α) zero-shot + α fine-tuned, per model (deployed seed); the ring marks the α chosen on val. α = 0 is the zero-shot model, α = 1 the fine-tuned one."),
     ("reliability", "Calibration", "Test accuracy against the mean top probability per confidence bin; on the diagonal a model is as sure as it is right, below it over-confident."),
 )
 
@@ -186,7 +187,9 @@ def uncertainty_section(metrics: pd.DataFrame, pairwise: pd.DataFrame | None, se
     level = f"{100 * settings.confidence:.0f}{chr(160)}%"
     parts = [
         '<h2 id="uncertainty">Uncertainty and pairwise tests</h2>',
-        f'<p class="note">{_e(level)} percentile-bootstrap intervals over the test images; ECE is the expected calibration '
+        f'<p class="note">Mean and standard deviation over each model\'s training seeds, and {_e(level)} percentile-bootstrap '
+        "intervals over the test images of the seed mean (an image counts by the share of seeds that classify it right); "
+        "ECE (of the deployed seed's model) is the expected calibration "
         f"error of the top probability over {settings.calibration_bins} equal-width bins (0 is perfectly calibrated), "
         "before and after dividing the logits by the temperature fitted on the val split (temperature scaling; "
         "above 1 the model was over-confident).</p>",
@@ -197,7 +200,9 @@ def uncertainty_section(metrics: pd.DataFrame, pairwise: pd.DataFrame | None, se
         return "\n".join(parts)
     parts.append(
         '<p class="note">Top-1 difference of each pair on the test images both models predicted, with its paired bootstrap '
-        "interval and McNemar's exact test on the images exactly one of the two gets right. An interval that contains 0, "
+        "interval (of the seed means), and a test of no difference: McNemar's exact test on the images exactly one of the two "
+        "gets right when each model has one seed, else the sign-flip permutation test on the per-image differences of the "
+        "seed means. An interval that contains 0, "
         "or a large p, means this test split cannot tell the two apart.</p>"
     )
     items = "".join(f"<li>{_e(sentence)}</li>" for sentence in pairwise["sentence"])
@@ -256,7 +261,9 @@ def build_html_report(
         f"<nav>{nav}</nav>",
         '<h2 id="comparison">Comparison</h2>',
         '<p class="note">Top-1/top-5 accuracy and macro precision, recall and F1 over all classes, computed from each '
-        "model's saved test predictions; parameters, memory and timings as the training run recorded them.</p>",
+        "model's saved test predictions; parameters, memory and timings as the training run recorded them. Top-1 and the "
+        "other scores are those of the deployed model (the seed with the best val accuracy, which inference uses); "
+        "the seed mean and standard deviation are over every seed the model was trained with.</p>",
         html_table(COMPARISON_COLUMNS, formatted_rows(metrics, COMPARISON_COLUMNS), table_id="comparison-table"),
         uncertainty_section(metrics, pairwise, statistics),
         '<h2 id="per-class-f1">Per-class F1</h2>',

@@ -19,8 +19,10 @@ from har_kedro.reporting.statistics import (
     StatisticsSettings,
     accuracy_interval,
     expected_calibration_error,
+    macro_f1,
     macro_f1_interval,
     paired_comparison,
+    seed_mean_correct,
     temperature_scaled,
 )
 
@@ -30,7 +32,8 @@ TOP_K = 5
 METRIC_COLUMNS: list[str] = [
     "model", "family", "backbone", "method", "loss",
     "top1_accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
-    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece", "temperature", "ece_scaled",
+    "seeds", "top1_mean", "top1_std", "top1_ci_low", "top1_ci_high", "macro_f1_mean", "macro_f1_std", "macro_f1_ci_low", "macro_f1_ci_high",
+    "ece", "temperature", "ece_scaled", "wise_ft_alpha", "wise_ft_val_accuracy", "wise_ft_test_accuracy",
     "zero_shot_val_accuracy", "zero_shot_test_accuracy", "best_val_accuracy",
     "trainable_parameters", "total_parameters", "trainable_fraction",
     "peak_memory_mb", "peak_memory_kind", "mean_epoch_seconds", "total_train_seconds", "images_per_second",
@@ -38,7 +41,7 @@ METRIC_COLUMNS: list[str] = [
 ]
 PER_CLASS_COLUMNS: list[str] = ["model", "class", "precision", "recall", "f1", "support"]
 PAIRWISE_COLUMNS: list[str] = [
-    "first", "second", "images", "difference", "ci_low", "ci_high", "only_first_right", "only_second_right", "p_value", "sentence",
+    "first", "second", "images", "difference", "ci_low", "ci_high", "only_first_right", "only_second_right", "test", "p_value", "sentence",
 ]
 
 
@@ -50,19 +53,41 @@ def top_k_accuracy(labels: np.ndarray, probabilities: np.ndarray, k: int) -> flo
     return float(top_k_accuracy_score(labels, probabilities, k=k, labels=np.arange(n_classes)))
 
 
-def uncertainty(run: ModelRun, class_names: Sequence[str], settings: StatisticsSettings) -> dict[str, float]:
-    """Bootstrap intervals of top-1 and macro-F1 over the test images, and the expected calibration error
-    before and after the temperature the training run fitted on val (NaN for a run from before it did)."""
-    labels, predicted, probabilities = run.labels(), run.predicted(), run.probabilities(class_names)
+def _spread(values: np.ndarray) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds (NaN with one seed)."""
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def seed_scores(run: ModelRun, n_classes: int, settings: StatisticsSettings) -> dict[str, float]:
+    """Over the run's seeds: mean and std of top-1 and macro-F1, and their bootstrap intervals over the test
+    images (of the seed-mean score: an image counts by the share of seeds that get it right)."""
+    labels, predicted = run.labels(), run.seed_predicted()
+    top1_mean, top1_std = _spread((predicted == labels[None, :]).mean(axis=1))
+    f1_mean, f1_std = _spread(np.array([macro_f1(labels, p, n_classes) for p in predicted]))
     top1 = accuracy_interval(labels, predicted, settings)
-    f1 = macro_f1_interval(labels, predicted, len(class_names), settings)
+    f1 = macro_f1_interval(labels, predicted, n_classes, settings)
+    return {
+        "seeds": len(predicted), "top1_mean": top1_mean, "top1_std": top1_std, "top1_ci_low": top1.low, "top1_ci_high": top1.high,
+        "macro_f1_mean": f1_mean, "macro_f1_std": f1_std, "macro_f1_ci_low": f1.low, "macro_f1_ci_high": f1.high,
+    }
+
+
+def calibration(run: ModelRun, class_names: Sequence[str], settings: StatisticsSettings) -> dict[str, float]:
+    """The deployed model's expected calibration error before and after the temperature its training run fitted
+    on val (NaN for a run from before it did)."""
+    labels, probabilities = run.labels(), run.probabilities(class_names)
     temperature = float((run.run_info.get("calibration") or {}).get("temperature", np.nan))
     scaled = np.nan if np.isnan(temperature) else expected_calibration_error(labels, temperature_scaled(probabilities, temperature), settings.calibration_bins)
-    return {
-        "top1_ci_low": top1.low, "top1_ci_high": top1.high, "macro_f1_ci_low": f1.low, "macro_f1_ci_high": f1.high,
-        "ece": expected_calibration_error(labels, probabilities, settings.calibration_bins),
-        "temperature": temperature, "ece_scaled": scaled,
-    }
+    return {"ece": expected_calibration_error(labels, probabilities, settings.calibration_bins), "temperature": temperature, "ece_scaled": scaled}
+
+
+def wise_ft_scores(run: ModelRun) -> dict[str, float]:
+    """The α WiSE-FT chose on val for the deployed seed, and its val and test top-1 there (NaN when off)."""
+    curve = run.run_info.get("wise_ft") or {}
+    if not curve:
+        return {"wise_ft_alpha": np.nan, "wise_ft_val_accuracy": np.nan, "wise_ft_test_accuracy": np.nan}
+    at = curve["alphas"].index(curve["chosen_alpha"])
+    return {"wise_ft_alpha": float(curve["chosen_alpha"]), "wise_ft_val_accuracy": float(curve["val_accuracy"][at]), "wise_ft_test_accuracy": float(curve["test_accuracy"][at])}
 
 
 def model_metrics_row(run: ModelRun, class_names: Sequence[str], settings: StatisticsSettings = StatisticsSettings()) -> dict[str, Any]:
@@ -90,7 +115,9 @@ def model_metrics_row(run: ModelRun, class_names: Sequence[str], settings: Stati
         "macro_recall": float(recall),
         "macro_f1": float(f1),
         "weighted_f1": float(weighted_f1),
-        **uncertainty(run, class_names, settings),
+        **seed_scores(run, len(class_names), settings),
+        **calibration(run, class_names, settings),
+        **wise_ft_scores(run),
         "zero_shot_val_accuracy": float((info["zero_shot"] or {}).get("val_accuracy", np.nan)),
         "zero_shot_test_accuracy": float((info["zero_shot"] or {}).get("test_accuracy", np.nan)),
         "best_val_accuracy": float(info.get("best_val_accuracy", np.nan)),
@@ -118,9 +145,8 @@ def model_metrics_table(runs: Sequence[ModelRun], class_names: Sequence[str], se
 
 
 def _right_by_image(run: ModelRun) -> pd.Series:
-    """Whether the model classified each test image right, indexed by image id."""
-    predictions = run.predictions.set_index("image_id")
-    return predictions["label_id"].eq(predictions["pred_id"])
+    """The share of the model's seeds that classified each test image right (0 or 1 with one seed), by image id."""
+    return pd.Series(seed_mean_correct(run.labels(), run.seed_predicted()), index=run.predictions["image_id"].to_numpy())
 
 
 def pairwise_table(runs: Sequence[ModelRun], settings: StatisticsSettings = StatisticsSettings()) -> pd.DataFrame:
@@ -138,7 +164,7 @@ def pairwise_table(runs: Sequence[ModelRun], settings: StatisticsSettings = Stat
             rows.append({
                 "first": c.first, "second": c.second, "images": c.images, "difference": c.difference.estimate,
                 "ci_low": c.difference.low, "ci_high": c.difference.high, "only_first_right": c.only_first_right,
-                "only_second_right": c.only_second_right, "p_value": c.p_value, "sentence": c.sentence(settings.confidence),
+                "only_second_right": c.only_second_right, "test": c.test, "p_value": c.p_value, "sentence": c.sentence(settings.confidence),
             })
     return pd.DataFrame(rows, columns=PAIRWISE_COLUMNS)
 

@@ -21,6 +21,8 @@ import pandas as pd
 from har_kedro.reporting.errors import ReportingInputError
 
 OUTPUT_KINDS: tuple[str, ...] = ("run_info", "history", "test_predictions")
+# Every seed's test predictions (training/seeds.py); a run from before seeds has none: its one seed is its predictions.
+SEED_KIND = "seed_predictions"
 
 REQUIRED_RUN_INFO_KEYS: tuple[str, ...] = (
     "model", "family", "backbone", "method", "loss", "device",
@@ -42,12 +44,26 @@ class ModelRun:
     run_info: dict[str, Any]
     history: pd.DataFrame
     predictions: pd.DataFrame
+    seed_predictions: pd.DataFrame | None = None  # checked: every seed predicted exactly ``predictions``' images
 
     def labels(self) -> np.ndarray:
         return self.predictions["label_id"].to_numpy(dtype=np.int64)
 
     def predicted(self) -> np.ndarray:
         return self.predictions["pred_id"].to_numpy(dtype=np.int64)
+
+    def seeds(self) -> list[int]:
+        if self.seed_predictions is None:
+            return [int(self.run_info.get("seed", -1))]
+        return sorted(int(s) for s in self.seed_predictions["seed"].unique())
+
+    def seed_predicted(self) -> np.ndarray:
+        """``(seeds, images)`` predicted class ids, images in ``predictions``' order, seeds in ``seeds()`` order."""
+        if self.seed_predictions is None:
+            return self.predicted()[None, :]
+        order = self.predictions["image_id"].to_numpy()
+        by_seed = self.seed_predictions.set_index(["seed", "image_id"])["pred_id"]
+        return np.stack([by_seed.loc[seed].reindex(order).to_numpy(dtype=np.int64) for seed in self.seeds()])
 
     def probabilities(self, class_names: Sequence[str]) -> np.ndarray:
         """(images, classes) in ``class_names`` order, whatever the column order on disk."""
@@ -149,6 +165,30 @@ def check_same_run(model: str, info: dict[str, Any], predictions: pd.DataFrame) 
         )
 
 
+def check_seed_predictions(model: str, frame: Any, info: dict[str, Any], predictions: pd.DataFrame) -> pd.DataFrame | None:
+    """Every seed predicted the same test images as ``predictions``, and the deployed seed's rows are ``predictions``."""
+    if frame is None:
+        return None
+    name = dataset_name(model, SEED_KIND)
+    missing = [c for c in ("seed", "image_id", "pred_id") if not isinstance(frame, pd.DataFrame) or c not in frame.columns]
+    if missing:
+        raise ReportingInputError(f"{name} lacks the columns {missing}; re-run kedro run --pipeline=train_{model}.")
+    images = set(predictions["image_id"])
+    for seed, rows in frame.groupby("seed"):
+        if set(rows["image_id"]) != images or rows["image_id"].duplicated().any():
+            raise ReportingInputError(
+                f"{name} holds other test images for seed {seed} than {dataset_name(model, 'test_predictions')}, so they come from "
+                f"different runs; load versions of both from the same run or re-run kedro run --pipeline=train_{model}."
+            )
+    deployed = frame[frame["seed"] == info.get("seed")].set_index("image_id")["pred_id"]
+    if deployed.empty or not deployed.reindex(predictions["image_id"]).to_numpy().tolist() == predictions["pred_id"].tolist():
+        raise ReportingInputError(
+            f"{name} has no rows of seed {info.get('seed')} matching {dataset_name(model, 'test_predictions')}, so they come from "
+            f"different runs; load versions of both from the same run or re-run kedro run --pipeline=train_{model}."
+        )
+    return frame
+
+
 def _left_out_reason(model: str, missing: Sequence[str]) -> str:
     names = [dataset_name(model, kind) for kind in missing]
     if len(missing) == len(OUTPUT_KINDS):
@@ -177,7 +217,8 @@ def select_runs(class_names: Any, outputs: Mapping[str, Any], models: Sequence[s
         history = check_history(model, present["history"])
         predictions = check_predictions(model, present["test_predictions"], classes)
         check_same_run(model, info, predictions)
-        runs.append(ModelRun(model, info, history, predictions))
+        seeds = check_seed_predictions(model, outputs.get(dataset_name(model, SEED_KIND)), info, predictions)
+        runs.append(ModelRun(model, info, history, predictions, seeds))
     if not runs:
         raise ReportingInputError(
             f"no model has training outputs yet ({', '.join(models)}), so there is nothing to report; "

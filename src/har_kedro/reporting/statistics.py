@@ -6,8 +6,13 @@ between two models with a paired test on the same images.
 
 - Intervals: percentile bootstrap over the test images (``scipy.stats.bootstrap``, fixed seed, so a
   rebuilt report is byte-identical).
-- Pairs: McNemar's exact test on the images exactly one of the two models gets right (a two-sided
-  binomial test, ``scipy.stats.binomtest``), and a paired bootstrap interval of the accuracy difference.
+- Seeds: with several training runs per model (``seeds``), a model's score on an image is the share of its
+  seeds that get it right, and the intervals resample images over that seed average (the spread between
+  seeds is in the report too, as a standard deviation).
+- Pairs: a paired bootstrap interval of the accuracy difference, and a two-sided test of no difference:
+  with one seed per model, McNemar's exact test on the images exactly one of the two models gets right (a
+  binomial test, ``scipy.stats.binomtest``); with several, the sign-flip permutation test on the per-image
+  differences (``scipy.stats.permutation_test``), which is the same test when the differences are all ±1.
 - Calibration: expected calibration error over equal-width confidence bins (Guo et al., ICML 2017,
   "On Calibration of Modern Neural Networks": 15 bins), and the per-bin table its reliability diagram draws.
 
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, bootstrap
+from scipy.stats import binomtest, bootstrap, permutation_test
 
 from har_kedro.config.errors import known_keys
 from har_kedro.reporting.errors import ReportingSettingsError
@@ -65,18 +70,20 @@ class PairedComparison:
     second: str
     images: int
     difference: Interval  # top-1 of first minus top-1 of second, as a fraction
-    only_first_right: int  # images only ``first`` classifies correctly
+    only_first_right: int  # images ``first`` gets right more often (with one seed each: only ``first`` gets right)
     only_second_right: int
-    p_value: float  # McNemar's exact test
+    p_value: float
+    test: str = "McNemar"  # or "sign-flip" (several seeds)
 
     def sentence(self, confidence: float) -> str:
         """E.g. "siglip vs clip: +3.1 points top-1, 95 % CI [+1.2, +5.0], McNemar p = 0.003
         (siglip alone right on 14 images, clip alone on 4)"."""
         d = self.difference
+        ahead, other = ("alone right", "alone on") if self.test == "McNemar" else ("right more often over seeds", "on")
         return (
             f"{self.first} vs {self.second}: {100 * d.estimate:+.1f} points top-1, {100 * confidence:.0f} % CI "
-            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], McNemar p = {_p(self.p_value)} "
-            f"({self.first} alone right on {self.only_first_right} images, {self.second} alone on {self.only_second_right})"
+            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], {self.test} p = {_p(self.p_value)} "
+            f"({self.first} {ahead} on {self.only_first_right} images, {self.second} {other} {self.only_second_right})"
         )
 
 
@@ -108,28 +115,59 @@ def _interval(data: tuple[np.ndarray, ...], statistic, estimate: float, settings
     return Interval(estimate, float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
+def seed_mean_correct(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per image, the share of seeds that classify it right; ``predicted`` is ``(images,)`` or ``(seeds, images)``."""
+    predicted = np.atleast_2d(np.asarray(predicted))
+    return (predicted == np.asarray(labels)[None, :]).mean(axis=0)
+
+
 def accuracy_interval(labels: np.ndarray, predicted: np.ndarray, settings: StatisticsSettings) -> Interval:
-    correct = (np.asarray(labels) == np.asarray(predicted)).astype(np.float64)
+    """Top-1 (the mean over seeds when ``predicted`` is ``(seeds, images)``) with its bootstrap interval over images."""
+    correct = seed_mean_correct(labels, predicted)
     return _interval((correct,), lambda c, axis=-1: c.mean(axis=axis), float(correct.mean()) if len(correct) else np.nan, settings)
 
 
 def macro_f1_interval(labels: np.ndarray, predicted: np.ndarray, n_classes: int, settings: StatisticsSettings) -> Interval:
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    estimate = float(macro_f1(labels, predicted, n_classes)) if len(labels) else np.nan
-    return _interval((labels, predicted), lambda y, p, axis=-1: macro_f1(y, p, n_classes), estimate, settings)
+    """Macro-F1 (the mean over seeds when ``predicted`` is ``(seeds, images)``) with its bootstrap interval over images."""
+    labels, rows = np.asarray(labels), list(np.atleast_2d(np.asarray(predicted)))
+
+    def statistic(y: np.ndarray, *seeds: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean([macro_f1(y, p, n_classes) for p in seeds], axis=0)
+
+    estimate = float(statistic(labels, *rows)) if len(labels) else np.nan
+    return _interval((labels, *rows), statistic, estimate, settings)
+
+
+def _sign_flip_p(difference: np.ndarray, settings: StatisticsSettings) -> float:
+    """Two-sided p of a zero mean difference: signs of the non-zero per-image differences flipped at random
+    (all 2^n patterns when that is no more than ``bootstrap_resamples``)."""
+    nonzero = difference[difference != 0]
+    if len(nonzero) == 0:
+        return 1.0
+    result = permutation_test(
+        (nonzero,), lambda d, axis=-1: d.mean(axis=axis), permutation_type="samples", vectorized=True,
+        n_resamples=settings.bootstrap_resamples, alternative="two-sided", rng=np.random.default_rng(settings.bootstrap_seed),
+    )
+    return float(result.pvalue)
 
 
 def paired_comparison(
     names: tuple[str, str], correct: tuple[np.ndarray, np.ndarray], settings: StatisticsSettings
 ) -> PairedComparison:
-    """``correct``: for each model, whether it classified each image right (same images, same order)."""
-    first, second = (np.asarray(c, dtype=bool) for c in correct)
-    only_first, only_second = int((first & ~second).sum()), int((~first & second).sum())
-    discordant = only_first + only_second
-    p_value = 1.0 if discordant == 0 else float(binomtest(min(only_first, only_second), discordant, 0.5).pvalue)
-    difference = first.astype(np.float64) - second.astype(np.float64)
+    """``correct``: for each model, whether it classified each image right (same images, same order), or
+    with several seeds the share of its seeds that did."""
+    first, second = (np.asarray(c, dtype=np.float64) for c in correct)
+    difference = first - second
+    only_first, only_second = int((difference > 0).sum()), int((difference < 0).sum())
+    binary = bool(np.isin(first, (0.0, 1.0)).all() and np.isin(second, (0.0, 1.0)).all())
+    if binary:  # McNemar's exact test on the discordant images
+        discordant = only_first + only_second
+        p_value = 1.0 if discordant == 0 else float(binomtest(min(only_first, only_second), discordant, 0.5).pvalue)
+    else:
+        p_value = _sign_flip_p(difference, settings)
     interval = _interval((difference,), lambda d, axis=-1: d.mean(axis=axis), float(difference.mean()), settings)
-    return PairedComparison(names[0], names[1], len(first), interval, only_first, only_second, min(p_value, 1.0))
+    test = "McNemar" if binary else "sign-flip"
+    return PairedComparison(names[0], names[1], len(first), interval, only_first, only_second, min(p_value, 1.0), test)
 
 
 def reliability_table(labels: np.ndarray, probabilities: np.ndarray, bins: int) -> pd.DataFrame:

@@ -11,7 +11,8 @@ import pandas as pd
 from har_kedro.reporting.runs import RunSelection
 
 HEADLINE_COLUMNS: tuple[str, ...] = (
-    "top1_accuracy", "top1_ci_low", "top1_ci_high", "top5_accuracy", "macro_f1", "ece", "zero_shot_test_accuracy",
+    "top1_accuracy", "seeds", "top1_mean", "top1_std", "top1_ci_low", "top1_ci_high", "top5_accuracy", "macro_f1", "macro_f1_mean",
+    "ece", "ece_scaled", "zero_shot_test_accuracy", "wise_ft_alpha", "wise_ft_test_accuracy",
     "trainable_parameters", "mean_epoch_seconds", "peak_memory_mb",
 )
 

@@ -57,6 +57,9 @@ COMPARISON_COLUMNS: tuple[Column, ...] = (
     Column("method", "method", text, numeric=False),
     Column("loss", "loss", text, numeric=False),
     Column("top1_accuracy", "top-1", percent),
+    Column("seeds", "seeds", integer),
+    Column("top1_mean", "top-1 seed mean", percent),
+    Column("top1_std", "top-1 seed std", percent),
     Column("top5_accuracy", "top-5", percent),
     Column("macro_f1", "macro F1", decimal(3)),
     Column("macro_precision", "macro precision", decimal(3)),
@@ -73,10 +76,13 @@ COMPARISON_COLUMNS: tuple[Column, ...] = (
 
 UNCERTAINTY_COLUMNS: tuple[Column, ...] = (
     Column("model", "model", text, numeric=False),
-    Column("top1_accuracy", "top-1", percent),
+    Column("seeds", "seeds", integer),
+    Column("top1_mean", "top-1 mean", percent),
+    Column("top1_std", "top-1 std", percent),
     Column("top1_ci_low", "top-1 CI low", percent),
     Column("top1_ci_high", "top-1 CI high", percent),
-    Column("macro_f1", "macro F1", decimal(3)),
+    Column("macro_f1_mean", "macro F1 mean", decimal(3)),
+    Column("macro_f1_std", "macro F1 std", decimal(3)),
     Column("macro_f1_ci_low", "macro F1 CI low", decimal(3)),
     Column("macro_f1_ci_high", "macro F1 CI high", decimal(3)),
     Column("ece", "ECE", decimal(3)),
@@ -91,6 +97,9 @@ ZERO_SHOT_COLUMNS: tuple[Column, ...] = (
     Column("zero_shot_val_accuracy", "zero-shot val", percent),
     Column("zero_shot_test_accuracy", "zero-shot test", percent),
     Column("top1_accuracy", "fine-tuned test", percent),
+    Column("wise_ft_alpha", "WiSE-FT α (val)", decimal(1)),
+    Column("wise_ft_val_accuracy", "WiSE-FT val", percent),
+    Column("wise_ft_test_accuracy", "WiSE-FT test", percent),
 )
 
 PER_CLASS_COLUMNS: tuple[Column, ...] = (

@@ -29,7 +29,8 @@ MAIN_STAGES = ("fine_tune", "train")
 # ones that are settings rather than results (already logged as parameters).
 TEST_SCORES = (
     "top1_accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
-    "top1_ci_low", "top1_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "ece", "ece_scaled",
+    "top1_mean", "top1_std", "top1_ci_low", "top1_ci_high", "macro_f1_mean", "macro_f1_std", "macro_f1_ci_low", "macro_f1_ci_high",
+    "ece", "ece_scaled", "wise_ft_val_accuracy", "wise_ft_test_accuracy",
 )
 NOT_METRICS = ("seed", "image_size")
 
@@ -76,13 +77,18 @@ class EpochMetricsLogger:
     which logs through its own client.
     """
 
-    def __init__(self, tracking_uri: str, run_id: str) -> None:
+    def __init__(self, tracking_uri: str, run_id: str, prefix: str = "") -> None:
         self.tracking_uri = tracking_uri
         self.run_id = run_id
+        self.prefix = prefix
+
+    def for_seed(self, seed: int) -> EpochMetricsLogger:
+        """The same run's logger with every metric under ``seed_<seed>.`` (several seeds share one run)."""
+        return EpochMetricsLogger(self.tracking_uri, self.run_id, f"seed_{seed}.")
 
     def __call__(self, epoch: int, row: Mapping[str, Any]) -> None:
         stage = str(row.get("stage", ""))
-        prefix = "" if stage in MAIN_STAGES else f"{stage}."
+        prefix = self.prefix + ("" if stage in MAIN_STAGES else f"{stage}.")
         timestamp = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
         metrics = [
             Metric(f"{prefix}{key}", float(row[key]), timestamp, int(epoch))
@@ -110,14 +116,16 @@ def _final_name(column: str) -> str:
     return f"run_{column}" if column in EPOCH_METRICS else column
 
 
-def final_metrics(test_predictions: pd.DataFrame, history: pd.DataFrame, run_info: Mapping[str, Any]) -> dict[str, float]:
+def final_metrics(
+    test_predictions: pd.DataFrame, history: pd.DataFrame, run_info: Mapping[str, Any], seed_predictions: pd.DataFrame | None = None
+) -> dict[str, float]:
     """Every number the comparison report's table gives this model, computed by the report's own code
     (:func:`har_kedro.reporting.metrics.model_metrics_row`): the test-set scores prefixed ``test_``
     (top-1, top-5, macro precision / recall / F1, weighted F1) with their bootstrap intervals, the calibration
     error, the best val accuracy, the zero-shot baseline, parameters, speed and memory (``run_`` before a name
     a per-epoch metric already has). Undefined values (no baseline, no test image) are left out."""
     class_names = [column.removeprefix(PROBABILITY_PREFIX) for column in test_predictions.columns if column.startswith(PROBABILITY_PREFIX)]
-    run = ModelRun(str(run_info.get("model", "")), dict(run_info), history, test_predictions)
+    run = ModelRun(str(run_info.get("model", "")), dict(run_info), history, test_predictions, seed_predictions)
     metrics = {}
     for key, value in model_metrics_row(run, class_names).items():
         if key in NOT_METRICS or isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

@@ -20,7 +20,7 @@ from har_kedro.config.training import TrainConfig
 # Settings that do not change what an epoch computes; a resumed run may change them freely.
 RESUME_FREE = (
     "resume", "progress", "keep_checkpoints", "eval_batch_size", "device", "distributed",
-    "cache_on_device", "compile", "compile_mode", "activation_checkpointing", "tf32", "log_every_steps", "calibrate",
+    "cache_on_device", "compile", "compile_mode", "activation_checkpointing", "tf32", "log_every_steps", "calibrate", "wise_ft",
 )
 _TOP_LEVEL = ("seed", "train_size", "backbone", "backbone_weights", "image_cache")
 

@@ -33,6 +33,7 @@ from har_kedro.models.device import autocast, autocast_dtype, memory_kind, selec
 from har_kedro.models.factory import trained_model
 from har_kedro.models.methods import count_parameters, set_trainable
 from har_kedro.models.predict import predict_logits
+from har_kedro.models.wise_ft import snapshot, wise_ft_curve
 from har_kedro.training.fast_path import training_classifier
 from har_kedro.training.fingerprint import weights_fingerprint
 from har_kedro.training.launch import fit_in_processes
@@ -177,6 +178,24 @@ def _calibration(model: ImageClassifier, run: RunInputs) -> dict[str, float] | N
     return calibration_record(val_logits, run.cache.labels("val"))
 
 
+def _wise_ft(model: ImageClassifier, run: RunInputs, zero_shot_weights: dict[str, torch.Tensor] | None) -> dict[str, Any] | None:
+    """WiSE-FT's val and test accuracy over the α grid (models/wise_ft.py); the model is left at the chosen α
+    when ``wise_ft.apply``, else at its fine-tuned weights. None when off or nothing was trained."""
+    settings, config = run.config.wise_ft, run.config
+    if settings is None or zero_shot_weights is None:
+        return None
+
+    def accuracy(split: str) -> float:
+        return evaluate(model, run.split(split), config.eval_batch_size, run.device, config.amp)["accuracy"]
+
+    curve = wise_ft_curve(model, zero_shot_weights, settings.alphas, accuracy, settings.apply)
+    logger.info(
+        "WiSE-FT: val accuracy %s over alpha %s; chosen alpha %.2f%s", [round(v, 3) for v in curve.val_accuracy],
+        curve.alphas, curve.chosen_alpha, " (applied)" if settings.apply else " (not applied: wise_ft.apply is false)",
+    )
+    return curve.record()
+
+
 def stage_seconds(results: list[FitResult]) -> dict[str, float]:
     """Wall-clock seconds per stage: its epochs, plus its one-off set-up (the linear probe's feature pass)."""
     seconds: dict[str, float] = {}
@@ -225,14 +244,17 @@ def run_training(
     run = RunInputs(cache, class_names, class_prompts, backbone_source, config, seed, config.image_size or cache.image_size, device, checkpoint_dir, identity, on_epoch_end)
     model = training_classifier(backbone, class_names, class_prompts, config, device, run.image_size)
     zero_shot = _zero_shot(model, run, model_name)
+    zero_shot_weights = snapshot(model) if config.wise_ft is not None and config.method != "zero_shot" else None
     results = train_stages(model, run)
     history = [row for result in results for row in result.history]
     aclip_info = _aclip_report(model, run) if isinstance(model, AclipClassifier) and results else None
+    wise_ft = _wise_ft(model, run, zero_shot_weights if results else None)
     logits = predict_logits(model, cache.images("test"), config.eval_batch_size, device, config.amp)
     test_predictions = predictions_frame(logits, cache.labels("test"), cache.image_ids("test"), class_names)
     test_accuracy = float(test_predictions["correct"].mean()) if len(test_predictions) else float("nan")
     run_info = _run_info(model_name, model, run, test_accuracy) | _outcome(results, history, zero_shot) | {"zero_shot": zero_shot}
     run_info["calibration"] = _calibration(model, run)
+    run_info["wise_ft"] = wise_ft
     if aclip_info is not None:
         run_info["aclip"] = aclip_info
     trained = trained_model(model, backbone_source, config, class_names, class_prompts, run.image_size)

@@ -17,6 +17,7 @@ from har_kedro.reporting.figures import (
     confusion_matrices_figure,
     learning_curves_figure,
     reliability_figure,
+    wise_ft_figure,
 )
 from har_kedro.reporting.html_report import build_html_report
 from har_kedro.reporting.markdown import metrics_markdown
@@ -28,7 +29,7 @@ from har_kedro.reporting.summary import report_info, report_summary
 
 
 def collect_model_runs(class_names: list[str], image_cache: StoredArrays, **model_outputs: Any) -> tuple[RunSelection, dict[str, Any]]:
-    """``model_outputs`` are ``<model>.run_info/history/test_predictions`` by dataset name; ``None`` if never saved.
+    """``model_outputs`` are ``<model>.run_info/history/test_predictions/seed_predictions`` by dataset name; ``None`` if never saved.
     The test images the report shows (its mistakes) come from ``image_cache`` as thumbnails."""
     selection = select_runs(class_names, model_outputs, MODELS)
     cache = ImageCache(image_cache)
@@ -50,12 +51,13 @@ def compute_metrics(selection: RunSelection, class_names: list[str], statistics:
 
 def draw_figures(
     selection: RunSelection, class_names: list[str], model_metrics: pd.DataFrame, statistics: dict[str, Any]
-) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
+) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
     return (
         confusion_matrices_figure(selection.runs, class_names),
         learning_curves_figure(selection.runs),
         accuracy_vs_parameters_figure(model_metrics),
         accuracy_vs_epoch_time_figure(model_metrics),
+        wise_ft_figure(selection.runs),
         reliability_figure(selection.runs, class_names, StatisticsSettings.from_params(statistics).calibration_bins),
     )
 
@@ -77,6 +79,7 @@ def write_html_report(
     learning_curves: go.Figure,
     accuracy_vs_parameters: go.Figure,
     accuracy_vs_epoch_time: go.Figure,
+    wise_ft: go.Figure,
     reliability: go.Figure,
 ) -> str:
     figures = {
@@ -84,6 +87,7 @@ def write_html_report(
         "learning_curves": learning_curves,
         "accuracy_vs_parameters": accuracy_vs_parameters,
         "accuracy_vs_epoch_time": accuracy_vs_epoch_time,
+        "wise_ft": wise_ft,
         "reliability": reliability,
     }
     return build_html_report(

@@ -20,13 +20,13 @@ from har_kedro.pipelines.reporting.nodes import (
     write_html_report,
 )
 from har_kedro.pipelines.training import MODELS
-from har_kedro.reporting.runs import OUTPUT_KINDS, dataset_name
+from har_kedro.reporting.runs import OUTPUT_KINDS, SEED_KIND, dataset_name
 
-FIGURES = ("confusion_matrices_plot", "learning_curves_plot", "accuracy_vs_parameters_plot", "accuracy_vs_epoch_time_plot", "reliability_plot")
+FIGURES = ("confusion_matrices_plot", "learning_curves_plot", "accuracy_vs_parameters_plot", "accuracy_vs_epoch_time_plot", "wise_ft_plot", "reliability_plot")
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    model_outputs = {dataset_name(m, kind): dataset_name(m, kind) for m in MODELS for kind in OUTPUT_KINDS}
+    model_outputs = {dataset_name(m, kind): dataset_name(m, kind) for m in MODELS for kind in (*OUTPUT_KINDS, SEED_KIND)}
     with warnings.catch_warnings():
         # Reading `clip.run_info` from outside the `clip` namespace is the point here (one DAG);
         # Kedro's generic advice against dotted names does not apply.

@@ -9,12 +9,14 @@ from typing import Any
 import pandas as pd
 
 from har_kedro.config.model_spec import TrainedModel
+from har_kedro.config.seeds import parse_seeds
 from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.image_cache import ImageCache
 from har_kedro.datasets.array_store import StoredArrays
 from har_kedro.models.tiny import ensure_random_backbone
 from har_kedro.tracking import active_epoch_logger
-from har_kedro.training.runner import run_training
+from har_kedro.training.runner import TrainingOutputs, run_training
+from har_kedro.training.seeds import train_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +44,21 @@ def train_model(
     checkpoints: Path,
     backbone_source: str,
     training: dict[str, Any],
-    seed: int,
+    seeds: list[int],
     model_name: str = "model",
-) -> tuple[TrainedModel, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+) -> tuple[TrainedModel, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Train once per seed (training/seeds.py): the deployed seed's model, history, test predictions and
+    run info, then every seed's test predictions and history."""
     config = TrainConfig.from_params(training, where=f"{model_name}.training")
+    seed_list = parse_seeds(seeds)
+    cache = ImageCache(image_cache)
     # Per-epoch metrics to this model's MLflow run when har_kedro.hooks.TrackingHook opened one (else None).
     epoch_logger = active_epoch_logger(model_name)
-    outputs = run_training(model_name, ImageCache(image_cache), class_names, class_prompts, backbone_source, config, seed, checkpoints, epoch_logger)
-    return outputs.trained_model, outputs.history, outputs.test_predictions, outputs.run_info
+
+    def train_one(seed: int) -> TrainingOutputs:
+        on_epoch_end = epoch_logger.for_seed(seed) if epoch_logger is not None and len(seed_list) > 1 else epoch_logger
+        return run_training(model_name, cache, class_names, class_prompts, backbone_source, config, seed, checkpoints / f"seed_{seed}", on_epoch_end)
+
+    runs = train_seeds(seed_list, train_one)
+    chosen = runs.selected
+    return chosen.trained_model, chosen.history, chosen.test_predictions, chosen.run_info, runs.seed_predictions, runs.seed_histories

@@ -2,7 +2,7 @@
 
 ``create_pipeline(model="siglip")`` reads ``params:siglip.model`` / ``params:siglip.training``
 and writes ``siglip.trained_model``, ``siglip.history`` … whose catalog entries come from
-the ``{model}.*`` dataset factories. Shared inputs (image cache, class names, prompts, seed)
+the ``{model}.*`` dataset factories. Shared inputs (image cache, class names, prompts, seeds)
 stay un-namespaced.
 """
 
@@ -23,8 +23,8 @@ def create_pipeline(model: str = "clip", **kwargs: object) -> Pipeline:
             Node(prepare_backbone, ["params:model", "class_prompts"], "backbone_source", name="prepare_backbone"),
             Node(
                 train,
-                ["image_cache", "class_names", "class_prompts", "checkpoints", "backbone_source", "params:training", "params:seed"],
-                ["trained_model", "history", "test_predictions", "run_info"],
+                ["image_cache", "class_names", "class_prompts", "checkpoints", "backbone_source", "params:training", "params:seeds"],
+                ["trained_model", "history", "test_predictions", "run_info", "seed_predictions", "seed_histories"],
                 name="train_model",
             ),
         ],
@@ -34,5 +34,5 @@ def create_pipeline(model: str = "clip", **kwargs: object) -> Pipeline:
         template,
         namespace=model,
         inputs={"image_cache", "class_names", "class_prompts"},
-        parameters={"params:seed"},
+        parameters={"params:seeds"},
     )
