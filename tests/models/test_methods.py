@@ -15,7 +15,15 @@ from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.models.backbones import load_backbone
 from har_kedro.models.factory import build_classifier
 from har_kedro.models.lora import apply_lora, target_regex
-from har_kedro.models.methods import count_parameters, optimizer_groups, parameter_group
+from har_kedro.config.unfreeze import UnfreezeSettings
+from har_kedro.models.methods import (
+    count_parameters,
+    frozen_parameters,
+    optimizer_groups,
+    parameter_group,
+    vision_depth,
+    vision_layer_count,
+)
 from tests.models.conftest import PROMPTS
 
 CPU = torch.device("cpu")
@@ -126,6 +134,91 @@ def test_optimizer_groups_apply_multipliers_and_no_decay(tiny_backbones):
     assert counted == count_parameters(model)[0]
     with pytest.raises(ValueError, match="unknown groups"):
         optimizer_groups(model, 1e-3, 0.0, {"decoder": 1.0})
+
+
+def _lr_of(groups):
+    """Each parameter's learning rate, by the parameter's identity."""
+    return {id(p): g["lr"] for g in groups for p in g["params"]}
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_layer_decay_scales_each_vision_block_by_its_depth_from_the_top(tiny_backbones, family):
+    """d = 0.5, 2 blocks: layer 1 x0.5, layer 0 x0.25, embeddings (and pre_layrnorm) x0.125, post_layernorm x1;
+    projection and head keep their multipliers."""
+    model = _classifier(tiny_backbones[family], method="full", loss="sigmoid" if family == "siglip" else "cross_entropy")
+    params = dict(model.named_parameters())
+    groups = optimizer_groups(model, lr=1e-3, weight_decay=0.1, multipliers={"vision": 0.4, "projection": 2.0, "head": 10.0}, layer_decay=0.5)
+    lr = _lr_of(groups)
+    vision = "model.vision_model."
+    expected = {
+        f"{vision}encoder.layers.1.mlp.fc1.weight": 1e-3 * 0.4 * 0.5,
+        f"{vision}encoder.layers.1.layer_norm2.bias": 1e-3 * 0.4 * 0.5,
+        f"{vision}encoder.layers.0.self_attn.q_proj.weight": 1e-3 * 0.4 * 0.25,
+        f"{vision}encoder.layers.0.layer_norm1.weight": 1e-3 * 0.4 * 0.25,
+        f"{vision}embeddings.patch_embedding.weight": 1e-3 * 0.4 * 0.125,
+        f"{vision}embeddings.position_embedding.weight": 1e-3 * 0.4 * 0.125,
+        f"{vision}post_layernorm.weight": 1e-3 * 0.4,
+        "head.weight": 1e-3 * 10.0,
+        "head.logit_scale": 1e-3 * 10.0,
+    }
+    if family == "clip":
+        expected |= {f"{vision}pre_layrnorm.weight": 1e-3 * 0.4 * 0.125, "model.visual_projection.weight": 1e-3 * 2.0}
+    else:  # SigLIP's attention-pooling head counts as the projection
+        expected |= {f"{vision}head.mlp.fc1.weight": 1e-3 * 2.0, f"{vision}head.probe": 1e-3 * 2.0}
+    for name, value in expected.items():
+        assert lr[id(params[name])] == pytest.approx(value, rel=1e-12), name
+    by_name = {g["name"]: g for g in groups}
+    assert {"vision_layer1", "vision_layer1_no_decay", "vision_layer0", "vision_embeddings", "vision_top_no_decay"} <= set(by_name)
+    assert by_name["vision_layer0"]["weight_decay"] == 0.1 and by_name["vision_layer0_no_decay"]["weight_decay"] == 0.0
+    assert sum(p.numel() for g in groups for p in g["params"]) == count_parameters(model)[0]  # each trained parameter once
+
+
+def _groups_before_layer_decay(model, lr, weight_decay, multipliers):
+    """optimizer_groups as it was before layer decay existed: one group per (group, decay)."""
+    multipliers = {"vision": 1.0, "text": 1.0, "projection": 1.0, "head": 1.0, **multipliers}
+    buckets = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            decay = parameter.ndim >= 2 and name != "head.weight"
+            buckets.setdefault((parameter_group(name) or "head", decay), []).append(parameter)
+    return [
+        {"params": params, "lr": lr * multipliers[group], "weight_decay": weight_decay if decay else 0.0, "name": f"{group}{'' if decay else '_no_decay'}"}
+        for (group, decay), params in sorted(buckets.items())
+    ]
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_without_layer_decay_the_groups_are_exactly_as_before(tiny_backbones, family):
+    model = _classifier(tiny_backbones[family], method="full", train_text=True)
+    multipliers = {"vision": 0.5, "text": 0.1, "head": 10.0}
+    groups = optimizer_groups(model, 1e-3, 0.1, multipliers)
+    before = _groups_before_layer_decay(model, 1e-3, 0.1, multipliers)
+    assert [{**g, "params": [id(p) for p in g["params"]]} for g in groups] == [{**g, "params": [id(p) for p in g["params"]]} for g in before]
+    # layer_decay 1.0 splits the vision groups by block but leaves every learning rate as it was
+    assert _lr_of(optimizer_groups(model, 1e-3, 0.1, multipliers, layer_decay=1.0)) == _lr_of(groups)
+
+
+def test_vision_depth_counts_blocks_from_the_top():
+    names = [f"model.vision_model.encoder.layers.{i}.mlp.fc1.weight" for i in range(12)] + ["model.text_model.encoder.layers.13.mlp.fc1.weight"]
+    assert vision_layer_count(names) == 12  # text blocks do not count
+    assert [vision_depth(n, 12) for n in names[:12]] == list(range(12, 0, -1))
+    assert vision_depth("model.vision_model.embeddings.patch_embedding.weight", 12) == 13
+    assert vision_depth("model.vision_model.pre_layrnorm.bias", 12) == 13
+    for top in ("model.vision_model.post_layernorm.weight", "model.vision_model.head.probe", "model.visual_projection.weight", "head.weight", names[12]):
+        assert vision_depth(top, 12) == 0, top
+
+
+def test_frozen_parameters_follow_the_schedule_by_hand(tiny_backbones):
+    model = _classifier(tiny_backbones["clip"], method="full")
+    names = sorted(_trainable_names(model))
+    bottom = {n for n in names if n.startswith(("model.vision_model.embeddings.", "model.vision_model.pre_layrnorm."))}
+    layer0 = {n for n in names if n.startswith("model.vision_model.encoder.layers.0.")}
+    schedule = UnfreezeSettings(initial_blocks=1, blocks_per_step=1, every_epochs=1)
+    assert frozen_parameters(names, 2, schedule, 1) == layer0 | bottom
+    assert frozen_parameters(names, 2, schedule, 2) == bottom
+    assert frozen_parameters(names, 2, schedule, 3) == frozen_parameters(names, 2, schedule, 9) == set()
+    assert frozen_parameters(names, 2, None, 1) == set()
+    assert len(bottom) == 5 and len(layer0) == 16  # class/patch/position embeddings, pre_layrnorm; one block's tensors
 
 
 def test_zero_shot_head_is_prompt_ensembled(tiny_backbones):

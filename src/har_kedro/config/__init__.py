@@ -13,6 +13,7 @@ from har_kedro.config.errors import TrainingConfigError
 from har_kedro.config.lora import LoraConfigError, LoraSettings
 from har_kedro.config.model_spec import ModelSpec, ModelSpecError, TrainedModel
 from har_kedro.config.training import TrainConfig
+from har_kedro.config.unfreeze import UnfreezeConfigError, UnfreezeSettings
 
 __all__ = [
     "AclipConfigError",
@@ -27,4 +28,6 @@ __all__ = [
     "TrainConfig",
     "TrainedModel",
     "TrainingConfigError",
+    "UnfreezeConfigError",
+    "UnfreezeSettings",
 ]

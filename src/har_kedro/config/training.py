@@ -2,7 +2,8 @@
 
 :meth:`TrainConfig.from_params` is the only parser: the training node calls it on the raw
 ``params:<model>.training`` mapping, and everything below the node receives typed objects
-(:class:`AugmentConfig`, :class:`LoraSettings`, :class:`AclipSettings`, :class:`DistributedSettings`).
+(:class:`AugmentConfig`, :class:`LoraSettings`, :class:`AclipSettings`, :class:`UnfreezeSettings`,
+:class:`DistributedSettings`).
 Errors name the key at fault (``clip.training.lora.rank ...``).
 """
 
@@ -17,6 +18,7 @@ from har_kedro.config.augment import AugmentConfig
 from har_kedro.config.distributed import DistributedSettings
 from har_kedro.config.errors import TrainingConfigError, known_keys
 from har_kedro.config.lora import LoraSettings
+from har_kedro.config.unfreeze import UNFREEZE_METHODS, UnfreezeSettings
 from har_kedro.config.wise_ft import WiseFtSettings
 
 METHODS = ("zero_shot", "linear_probe", "lora", "full", "lp_ft")
@@ -43,6 +45,9 @@ class TrainConfig:
     probe_lr: float = 1e-3  # linear_probe and the first stage of lp_ft
     lr_multipliers: dict[str, float] = field(default_factory=lambda: {"vision": 1.0, "text": 0.1, "projection": 1.0, "head": 10.0})
     weight_decay: float = 0.05
+    # Layer-wise lr decay (full, lp_ft): vision parameters at depth k from the top get lr x multiplier x
+    # layer_decay**k (models/methods.py, vision_depth); null = off.
+    layer_decay: float | None = None
     warmup_ratio: float = 0.1
     grad_clip: float | None = 1.0
     label_smoothing: float = 0.0
@@ -60,6 +65,8 @@ class TrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     # A-CLIP attentive-mask training (models/aclip.py) when set; null for plain fine-tuning.
     aclip: AclipSettings | None = None
+    # Staged unfreezing of the vision tower from the top (full, lp_ft; config/unfreeze.py); null = off.
+    unfreeze: UnfreezeSettings | None = None
     resume: bool = False
     keep_checkpoints: int = 2
     progress: bool = True
@@ -99,13 +106,15 @@ class TrainConfig:
             values["aclip"] = AclipSettings.from_params(values["aclip"], where=f"{where}.aclip")
         if values.get("wise_ft") is not None:
             values["wise_ft"] = WiseFtSettings.from_params(values["wise_ft"], where=f"{where}.wise_ft")
+        if values.get("unfreeze") is not None:
+            values["unfreeze"] = UnfreezeSettings.from_params(values["unfreeze"], where=f"{where}.unfreeze")
         values["distributed"] = DistributedSettings.from_params(values.get("distributed"), where=f"{where}.distributed")
         config = cls(**values)
         config.validate(where)
         return config
 
     def validate(self, where: str = "training") -> None:
-        problem = self._method_problem() or self._basic_problem() or self._fast_path_problem()
+        problem = self._method_problem() or self._schedule_problem() or self._basic_problem() or self._fast_path_problem()
         if problem:
             raise TrainingConfigError(f"{where}.{problem}")
         self.distributed.check_fits(self.device, self.batch_size, f"{where}.distributed")
@@ -151,6 +160,26 @@ class TrainConfig:
             return f"method is '{self.method}' but A-CLIP (the aclip block) trains the vision tower: use one of {list(ACLIP_METHODS)}, or set aclip: null."
         if self.aclip is not None and self.loss != "contrastive":
             return f"loss is '{self.loss}' but A-CLIP's image-text term is the contrastive loss: set loss: contrastive (weights go in aclip.weights)."
+        return None
+
+    def _schedule_problem(self) -> str | None:
+        """Layer-wise lr decay and staged unfreezing: which methods and settings they combine with."""
+        decay = self.layer_decay
+        if decay is not None and self.method not in UNFREEZE_METHODS:
+            return f"layer_decay needs method full or lp_ft, which train the vision blocks (got {self.method}): set layer_decay: null or change the method."
+        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1):
+            return f"layer_decay must be in (0, 1], got {decay!r}."
+        if self.unfreeze is None:
+            return None
+        if self.method not in UNFREEZE_METHODS:
+            return f"unfreeze needs method full or lp_ft, which train the vision blocks (got {self.method}): set unfreeze: null or change the method."
+        if self.aclip is not None:
+            return "unfreeze does not combine with aclip (its EMA tower follows the parameters trained at the first step): set unfreeze: null or aclip: null."
+        if self.distributed.enabled:
+            return (
+                f"unfreeze does not combine with distributed.num_processes {self.distributed.num_processes} (DDP expects a gradient "
+                "for every parameter it wraps): set unfreeze: null or num_processes: 1."
+            )
         return None
 
     def _fast_path_problem(self) -> str | None:

@@ -3,17 +3,25 @@
 Every parameter belongs to one of four groups (vision, text, projection, head) so that
 two-tier learning rates are a matter of multipliers in the parameters file. The
 backbone's own ``logit_scale``/``logit_bias`` stay frozen: the head carries its own.
+
+Within the vision tower each parameter also has a *depth*, counted in blocks from the top
+(:func:`vision_depth`): layer-wise lr decay scales its lr by ``layer_decay ** depth`` and staged
+unfreezing (:func:`frozen_parameters`) trains the shallow ones first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 
 from torch import nn
 
 from har_kedro.config.training import GROUPS, METHODS
+from har_kedro.config.unfreeze import UnfreezeSettings
 
 _PROJECTION_PREFIXES = ("model.visual_projection", "model.text_projection", "model.vision_model.head.")
+_VISION_LAYER = re.compile(r"model\.vision_model\.encoder\.layers\.(\d+)\.")
+_VISION_BOTTOM = ("model.vision_model.embeddings.", "model.vision_model.pre_layrnorm.")
 
 
 def parameter_group(name: str) -> str | None:
@@ -68,22 +76,69 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
+def vision_layer_count(names: Iterable[str]) -> int:
+    """The number of vision encoder blocks, read from the parameter names (``...encoder.layers.{i}.``)."""
+    return max((int(m.group(1)) + 1 for name in names if (m := _VISION_LAYER.match(name))), default=0)
+
+
+def vision_depth(name: str, num_layers: int) -> int:
+    """Blocks between a parameter and the top of the vision tower (BEiT/ELECTRA layer-wise decay).
+
+    Encoder block ``i`` (0 = bottom) is at depth ``num_layers - i``; the embeddings (and CLIP's
+    ``pre_layrnorm``) at ``num_layers + 1``; everything above the last block (``post_layernorm``,
+    the projection, SigLIP's pooling head, the classifier head) and every non-vision parameter at 0.
+    """
+    if parameter_group(name) != "vision":
+        return 0
+    match = _VISION_LAYER.match(name)
+    if match:
+        return num_layers - int(match.group(1))
+    return num_layers + 1 if name.startswith(_VISION_BOTTOM) else 0
+
+
+def frozen_parameters(names: Iterable[str], num_layers: int, schedule: UnfreezeSettings | None, epoch: int) -> set[str]:
+    """Which of ``names`` (the method's trainable parameters) staged unfreezing keeps frozen at ``epoch``."""
+    if schedule is None:
+        return set()
+    depth = schedule.unfrozen_depth(epoch, num_layers)
+    return {name for name in names if vision_depth(name, num_layers) > depth}
+
+
+def _group_name(group: str, depth: int, num_layers: int, layered: bool) -> str:
+    """``vision_layer3``, ``vision_embeddings``, ``vision_top`` with layer decay; else the group itself."""
+    if not layered or group != "vision":
+        return group
+    if depth > num_layers:
+        return "vision_embeddings"
+    return f"vision_layer{num_layers - depth}" if depth else "vision_top"
+
+
 def optimizer_groups(
-    model: nn.Module, lr: float, weight_decay: float, multipliers: Mapping[str, float] | None = None
+    model: nn.Module, lr: float, weight_decay: float, multipliers: Mapping[str, float] | None = None, layer_decay: float | None = None,
 ) -> list[dict[str, object]]:
-    """AdamW groups per (group, decay): no decay on biases, norms, scales and embeddings-as-vectors."""
+    """AdamW groups per (group, decay): no decay on biases, norms, scales and embeddings-as-vectors.
+
+    With ``layer_decay`` the vision groups split further by depth (:func:`vision_depth`), each at
+    ``lr × multiplier × layer_decay ** depth``; text, projection and head keep their multipliers.
+    """
     multipliers = {**{g: 1.0 for g in GROUPS}, **(multipliers or {})}
     unknown = sorted(set(multipliers) - set(GROUPS))
     if unknown:
         raise ValueError(f"lr_multipliers has unknown groups {unknown}; use {list(GROUPS)}")
-    buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
-    for name, parameter in model.named_parameters():
+    named = list(model.named_parameters())
+    num_layers = vision_layer_count(name for name, _ in named)
+    buckets: dict[tuple[str, int, bool], list[nn.Parameter]] = {}
+    for name, parameter in named:
         if not parameter.requires_grad:
             continue
         group = parameter_group(name) or "head"
+        depth = vision_depth(name, num_layers) if layer_decay is not None else 0
         decay = parameter.ndim >= 2 and name != "head.weight"
-        buckets.setdefault((group, decay), []).append(parameter)
+        buckets.setdefault((group, depth, decay), []).append(parameter)
     return [
-        {"params": params, "lr": lr * multipliers[group], "weight_decay": weight_decay if decay else 0.0, "name": f"{group}{'' if decay else '_no_decay'}"}
-        for (group, decay), params in sorted(buckets.items())
+        {
+            "params": params, "lr": lr * multipliers[group] * (layer_decay or 1.0) ** depth, "weight_decay": weight_decay if decay else 0.0,
+            "name": f"{_group_name(group, depth, num_layers, layer_decay is not None)}{'' if decay else '_no_decay'}",
+        }
+        for (group, depth, decay), params in sorted(buckets.items())
     ]

@@ -8,8 +8,9 @@ host. The state is checkpointed every epoch; with ``resume`` a killed run contin
 the last completed epoch and, on CPU, ends exactly where an uninterrupted run would.
 
 :func:`fit` reads as the sequence of its pieces, as open_clip's ``main``/``train_one_epoch``
-do: :func:`make_optimisation`, :func:`restore`, then per epoch :func:`train_one_epoch`,
-:func:`evaluate`, :func:`record_epoch` (best weights, early stopping) and :func:`checkpoint`.
+do: :func:`make_optimisation`, :func:`restore`, then per epoch :func:`apply_unfreeze_schedule`
+(staged unfreezing, when configured), :func:`train_one_epoch`, :func:`evaluate`,
+:func:`record_epoch` (best weights, early stopping) and :func:`checkpoint`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from har_kedro.config.training import TrainConfig
+from har_kedro.config.unfreeze import UnfreezeSettings
 from har_kedro.models.device import autocast, autocast_dtype, peak_memory_mb, reset_peak_memory
 from har_kedro.models.losses import class_logits
-from har_kedro.models.methods import optimizer_groups
+from har_kedro.models.methods import frozen_parameters, optimizer_groups, vision_layer_count
 from har_kedro.models.predict import predict_logits
 from har_kedro.training.checkpoint import TrainingState, capture_rng_state, latest_checkpoint, load_checkpoint, restore_rng_state, save_checkpoint
 from har_kedro.training.distributed import SINGLE_PROCESS, Ranks
@@ -66,8 +68,13 @@ class FitResult:
 
 @dataclass
 class Optimisation:
-    """The optimizer, its schedule and loss scaler, and the step budget they were laid over."""
+    """The optimizer, its schedule and loss scaler, and the step budget they were laid over.
 
+    ``names`` are the parameters the optimizer holds: the method's trainable set, which snapshots and
+    checkpoints cover whatever staged unfreezing has frozen this epoch.
+    """
+
+    names: tuple[str, ...]
     groups: list[dict[str, Any]]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -91,9 +98,17 @@ class Progress:
     resumed_from: int | None = None
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copies of the parameters being trained: what a checkpoint or best-epoch snapshot needs."""
-    return {name: p.detach().to("cpu", copy=True).contiguous() for name, p in model.named_parameters() if p.requires_grad}
+def trainable_state(model: torch.nn.Module, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """CPU copies of the parameters being trained: what a checkpoint or best-epoch snapshot needs.
+
+    ``names`` (:attr:`Optimisation.names`) are the method's whole trainable set; None = those with
+    ``requires_grad`` now, which misses the blocks staged unfreezing has frozen this epoch.
+    """
+    wanted = set(names) if names is not None else None
+    return {
+        name: p.detach().to("cpu", copy=True).contiguous()
+        for name, p in model.named_parameters() if (p.requires_grad if wanted is None else name in wanted)
+    }
 
 
 def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -127,14 +142,46 @@ def _micro_batches(n: int, batch_size: int, accumulation: int, seed: int, epoch:
 
 def make_optimisation(model: torch.nn.Module, config: TrainConfig, device: torch.device, train_size: int, seed: int) -> Optimisation:
     """AdamW over the trainable groups, linear warmup then cosine decay per optimizer step (``max_steps`` caps the budget)."""
-    groups = optimizer_groups(model, config.lr, config.weight_decay, config.lr_multipliers)
+    names = tuple(name for name, p in model.named_parameters() if p.requires_grad)
+    groups = optimizer_groups(model, config.lr, config.weight_decay, config.lr_multipliers, config.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda")
     steps_per_epoch = len(_micro_batches(train_size, config.batch_size, config.accumulation_steps, seed, 0))
     total_steps = min(steps_per_epoch * config.epochs, config.max_steps or steps_per_epoch * config.epochs)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * config.warmup_ratio), total_steps)
     dtype = autocast_dtype(config.amp, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    return Optimisation(groups, optimizer, scheduler, scaler, dtype, steps_per_epoch, total_steps)
+    return Optimisation(names, groups, optimizer, scheduler, scaler, dtype, steps_per_epoch, total_steps)
+
+
+def apply_unfreeze_schedule(model: torch.nn.Module, names: Sequence[str], schedule: UnfreezeSettings | None, epoch: int) -> int:
+    """Set ``requires_grad`` on ``names`` (the optimizer's parameters) as staged unfreezing has it at ``epoch``
+    (``schedule`` None: all of them); returns the number of weights trained, logged when the set changes.
+
+    Frozen parameters stay in the optimizer: with no gradient (``zero_grad(set_to_none=True)``)
+    AdamW skips them, so they get neither a moment update nor weight decay.
+    """
+    params = dict(model.named_parameters())
+    num_layers = vision_layer_count(params)
+    frozen = frozen_parameters(names, num_layers, schedule, epoch)
+    changed = any(params[name].requires_grad == (name in frozen) for name in names)
+    for name in names:
+        params[name].requires_grad_(name not in frozen)
+    trained = sum(params[name].numel() for name in names if name not in frozen)
+    if changed and schedule is not None:
+        depth = schedule.unfrozen_depth(epoch, num_layers)
+        logger.info(
+            "Staged unfreezing, epoch %d: the top %d of %d vision blocks%s train (%d weights)",
+            epoch, min(depth, num_layers), num_layers, " and the embeddings" if depth > num_layers else "", trained,
+        )
+    return trained
+
+
+def unfrozen_counts(model: torch.nn.Module, names: Sequence[str], schedule: UnfreezeSettings, epochs: Iterable[int]) -> list[int]:
+    """The weights staged unfreezing trains at each of ``epochs`` (a function of the epoch alone, so a resumed
+    run reports the epochs before its resume too)."""
+    params = dict(model.named_parameters())
+    num_layers = vision_layer_count(params)
+    return [sum(params[n].numel() for n in set(names) - frozen_parameters(names, num_layers, schedule, epoch)) for epoch in epochs]
 
 
 def restore(
@@ -142,7 +189,7 @@ def restore(
     fingerprint: Mapping[str, Any], config: TrainConfig, ranks: Ranks,
 ) -> Progress:
     """The progress to start from: the latest checkpoint's when resuming (refused if it does not fit), else a fresh one."""
-    progress = Progress(history=[], best_state=trainable_state(model))
+    progress = Progress(history=[], best_state=trainable_state(model, opt.names))
     if stage_dir is None:
         return progress
     found = latest_checkpoint(stage_dir) if config.resume else None
@@ -164,7 +211,7 @@ def restore(
             model.load_extra_state(state.extra["model_state"])
         extra = state.extra
         progress = Progress(
-            list(extra["history"]), state.best_model or trainable_state(model), extra["best_epoch"], extra["best_accuracy"],
+            list(extra["history"]), state.best_model or trainable_state(model, opt.names), extra["best_epoch"], extra["best_accuracy"],
             extra["bad_epochs"], extra["stopped"], next_epoch=state.epoch + 1, resumed_from=state.epoch + 1,
         )
         logger.info("Resuming stage '%s' from %s (epoch %d done)", stage_dir.name, found, state.epoch)
@@ -248,12 +295,13 @@ def train_one_epoch(
     return totals
 
 
-def record_epoch(progress: Progress, row: dict[str, Any], model: torch.nn.Module, patience: int) -> None:
-    """Append ``row``; keep the weights of the best val accuracy; stop after ``patience`` epochs without a gain."""
+def record_epoch(progress: Progress, row: dict[str, Any], model: torch.nn.Module, patience: int, names: Iterable[str] | None = None) -> None:
+    """Append ``row``; keep the weights of the best val accuracy (``names``: see :func:`trainable_state`);
+    stop after ``patience`` epochs without a gain."""
     progress.history.append(row)
     if row["val_accuracy"] > progress.best_accuracy:
         progress.best_accuracy, progress.best_epoch, progress.bad_epochs = row["val_accuracy"], row["epoch"], 0
-        progress.best_state = trainable_state(model)
+        progress.best_state = trainable_state(model, names)
     else:
         progress.bad_epochs += 1
         if patience and progress.bad_epochs >= patience:
@@ -277,7 +325,7 @@ def checkpoint(
         "best_epoch": progress.best_epoch, "best_accuracy": progress.best_accuracy, "bad_epochs": progress.bad_epochs, "stopped": progress.stopped,
     }
     state = TrainingState(
-        epoch=epoch, model=trainable_state(model), optimizer=opt.optimizer.state_dict(), scheduler=opt.scheduler.state_dict(),
+        epoch=epoch, model=trainable_state(model, opt.names), optimizer=opt.optimizer.state_dict(), scheduler=opt.scheduler.state_dict(),
         scaler=opt.scaler.state_dict() if opt.scaler is not None else None, rng=rng, extra=extra, best_model=progress.best_state,
     )
     save_checkpoint(stage_dir, state, keep=keep)
@@ -290,6 +338,20 @@ def _epoch_row(stage: str, epoch: int, totals: EpochTotals, seconds: float, val_
         "val_loss": val_metrics["loss"], "val_accuracy": val_metrics["accuracy"],
         "lr": lr, "seconds": seconds, "images_per_second": totals.seen / seconds, "peak_memory_mb": peak,
     }
+
+
+def _log_epoch(stage: str, epochs: int, row: dict[str, Any]) -> None:
+    logger.info(
+        "%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f s, %.0f img/s",
+        stage, row["epoch"], epochs, row["train_loss"], row["train_accuracy"], row["val_loss"], row["val_accuracy"], row["seconds"], row["images_per_second"],
+    )
+
+
+def _feeds(train: Split, val: Split, config: TrainConfig, device: torch.device) -> tuple[BatchFeed, Split]:
+    """Where the images live and how micro-batches reach the device (training/fast_path.py); val placed alike."""
+    cache_mode = resolve_cache_mode(config.cache_on_device, device, nbytes(train.inputs) + nbytes(val.inputs))
+    feed = BatchFeed(train.inputs, np.asarray(train.labels, dtype=np.int64), device, cache_mode)
+    return feed, Split(feed.place(val.inputs), val.labels)
 
 
 def _check_can_fit(model: torch.nn.Module, train: Split, val: Split, config: TrainConfig, stage: str) -> None:
@@ -328,10 +390,7 @@ def fit(
     progress = restore(model, opt, generator, stage_dir, fingerprint, config, ranks)
     # Wrapped after a resume has loaded the weights: DDP starts every process from rank 0's.
     train_step = ranks.wrap(TrainStep(model, config.loss, config.label_smoothing))
-    # Where the images live and how micro-batches reach the device (training/fast_path.py).
-    cache_mode = resolve_cache_mode(config.cache_on_device, device, nbytes(train.inputs) + nbytes(val.inputs))
-    feed = BatchFeed(train.inputs, np.asarray(train.labels, dtype=np.int64), device, cache_mode)
-    val = Split(feed.place(val.inputs), val.labels)
+    feed, val = _feeds(train, val, config, device)
     reset_peak_memory(device)
     peak = 0.0
     for epoch in range(progress.next_epoch, config.epochs + 1):
@@ -339,20 +398,20 @@ def fit(
         steps = _micro_batches(len(train), config.batch_size, config.accumulation_steps, seed, epoch)[: max(0, opt.total_steps - first_step)]
         if progress.stopped or not steps:  # early-stopped, or max_steps spent
             break
+        apply_unfreeze_schedule(model, opt.names, config.unfreeze, epoch)  # staged unfreezing: a function of the epoch
         started = time.perf_counter()
         totals = train_one_epoch(model, train_step, feed, steps, opt, generator, config, device, ranks, first_step, f"{stage} epoch {epoch}/{config.epochs}")
         seconds = time.perf_counter() - started
         val_metrics = evaluate(model, val, config.eval_batch_size, device, config.amp, ranks)
         peak = max(peak, ranks.max(peak_memory_mb(device)))  # the largest process's
         row = _epoch_row(stage, epoch, totals, seconds, val_metrics, float(opt.scheduler.get_last_lr()[0]), peak)
-        logger.info(
-            "%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f s, %.0f img/s",
-            stage, epoch, config.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"], row["val_accuracy"], seconds, row["images_per_second"],
-        )
-        record_epoch(progress, row, model, config.early_stopping_patience)
+        _log_epoch(stage, config.epochs, row)
+        record_epoch(progress, row, model, config.early_stopping_patience, opt.names)
         if stage_dir is not None:
             checkpoint(stage_dir, epoch, model, opt, generator, progress, fingerprint, config.keep_checkpoints, ranks)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
+    apply_unfreeze_schedule(model, opt.names, None, 0)  # the method's whole trainable set again
     load_trainable_state(model, progress.best_state)
-    return FitResult(progress.history, progress.best_state, progress.best_epoch, progress.best_accuracy, progress.stopped, peak, progress.resumed_from)
+    extra = {"unfrozen_parameters": unfrozen_counts(model, opt.names, config.unfreeze, [r["epoch"] for r in progress.history])} if config.unfreeze else {}
+    return FitResult(progress.history, progress.best_state, progress.best_epoch, progress.best_accuracy, progress.stopped, peak, progress.resumed_from, extra)

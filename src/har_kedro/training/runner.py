@@ -81,7 +81,8 @@ def _probe(model: ImageClassifier, run: RunInputs, stage: str) -> FitResult:
     probe = FeatureClassifier(model.head)
     set_trainable(probe, "linear_probe")
     epochs = config.lp_epochs if config.method == "lp_ft" else config.epochs
-    probe_config = dataclasses.replace(config, epochs=epochs, lr=config.probe_lr, lr_multipliers={})
+    # The probe trains the head alone: layer-wise decay and staged unfreezing are the fine-tune's.
+    probe_config = dataclasses.replace(config, epochs=epochs, lr=config.probe_lr, lr_multipliers={}, layer_decay=None, unfreeze=None)
     result = fit(
         probe, Split(features["train"], run.cache.labels("train")), Split(features["val"], run.cache.labels("val")),
         probe_config, run.device, run.seed, run.checkpoint_dir, stage=stage, inputs=run.identity, on_epoch_end=run.on_epoch_end,
@@ -165,6 +166,8 @@ def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot:
         "mean_images_per_second": float(np.mean([h["images_per_second"] for h in history])) if history else 0.0,
         "stage_seconds": seconds,
         "total_train_seconds": sum(seconds.values()),
+        # Staged unfreezing: the weights trained at each epoch of the fine-tune (None when it is off).
+        "unfrozen_parameters": final.extra.get("unfrozen_parameters") if final else None,
     }
 
 
