@@ -59,3 +59,31 @@ def test_errors_name_the_key(params, named):
 
 def test_the_loss_names_are_the_losses_models_implement():
     assert set(LOSS_NAMES) == set(LOSSES)
+
+
+# --------------------------------------------------------------------------- method: flyp
+
+
+def test_flyp_trains_the_text_tower_whatever_train_text_says():
+    """The shared defaults say train_text: false; flyp implies it, so both values are accepted."""
+    for train_text in (False, True):
+        config = TrainConfig.from_params({"method": "flyp", "loss": "contrastive", "train_text": train_text})
+        assert config.trains_text
+    assert not TrainConfig.from_params({"method": "full"}).trains_text
+    assert TrainConfig.from_params({"method": "flyp", "loss": "contrastive"}).logit_scale_init is None  # the checkpoint's own
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"method": "flyp"}, "clip.training.loss is 'cross_entropy' but flyp fine-tunes with CLIP's contrastive (pre-training) loss: set loss: contrastive."),
+        ({"method": "flyp", "loss": "sigmoid"}, "clip.training.loss is 'sigmoid' but flyp"),
+        ({"method": "flyp", "loss": "contrastive", "aclip": {}}, "clip.training.aclip is set but method flyp has its own objective"),
+        ({"method": "flyp", "loss": "contrastive", "train_projection": False}, "clip.training.train_projection is false but flyp trains both towers"),
+        ({"method": "lora", "train_text": True}, "clip.training.train_text needs method full (got lora)"),
+    ],
+)
+def test_flyp_settings_that_do_not_fit_are_refused_with_the_key_named(params, message):
+    with pytest.raises(TrainingConfigError) as error:
+        TrainConfig.from_params(params, where="clip.training")
+    assert message in str(error.value)

@@ -15,6 +15,7 @@ from har_kedro.models.losses import (
     contrastive_loss,
     cross_entropy_loss,
     get_loss,
+    paired_contrastive_loss,
     sigmoid_loss,
 )
 
@@ -155,6 +156,55 @@ def test_contrastive_with_distinct_labels_equals_clip_loss():
     target = torch.arange(B)
     clip = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
     torch.testing.assert_close(contrastive_loss(img, cls, labels, scale), clip)
+
+
+# --------------------------------------------------------------------------- FLYP: one text per image
+
+
+def test_paired_contrastive_matches_hand_computation():
+    """FLYP's loss on 4 images of 2 classes, each with its own sampled prompt: same-class pairs are positives."""
+    g = torch.Generator().manual_seed(3)
+    img = _unit(torch.randn(4, D, generator=g, dtype=torch.float64))
+    txt = _unit(torch.randn(4, D, generator=g, dtype=torch.float64))  # images 0 and 2 carry different prompts of class 0
+    labels, scale = [0, 1, 0, 1], 5.0
+    logit = [[scale * _dot(img[i], txt[j]) for j in range(4)] for i in range(4)]
+    i2t = t2i = 0.0
+    for k in range(4):
+        same = [m for m in range(4) if labels[m] == labels[k]]
+        i2t += -math.log(sum(math.exp(logit[k][j]) for j in same) / sum(math.exp(logit[k][j]) for j in range(4)))
+        t2i += -math.log(sum(math.exp(logit[i][k]) for i in same) / sum(math.exp(logit[i][k]) for i in range(4)))
+    expected = (i2t / 4 + t2i / 4) / 2
+    got = paired_contrastive_loss(img, txt, torch.tensor(labels), torch.tensor(scale, dtype=torch.float64))
+    assert float(got) == pytest.approx(expected, abs=1e-10)
+
+
+def test_contrastive_is_the_paired_loss_with_the_class_texts(batch):
+    txt = batch["cls"][batch["labels"]]
+    torch.testing.assert_close(
+        contrastive_loss(batch["img"], batch["cls"], batch["labels"], batch["scale"]),
+        paired_contrastive_loss(batch["img"], txt, batch["labels"], batch["scale"]),
+    )
+    with pytest.raises(ValueError, match="txt must have the shape of img"):
+        paired_contrastive_loss(batch["img"], batch["cls"], batch["labels"], batch["scale"])
+
+
+def test_paired_contrastive_with_distinct_labels_equals_transformers_clip_loss():
+    """With one image per class the paired loss is CLIP's own pre-training loss (``CLIPModel(return_loss=True)``)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    tower = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=50, max_position_embeddings=8, **tower),
+        vision_config=dict(image_size=32, patch_size=8, **tower),
+        projection_dim=16,
+    )
+    model = CLIPModel(config).eval()
+    B = 4
+    with torch.no_grad():
+        out = model(pixel_values=torch.randn(B, 3, 32, 32), input_ids=torch.randint(0, 50, (B, 8)), return_loss=True)
+    ours = paired_contrastive_loss(out.image_embeds, out.text_embeds, torch.arange(B), model.logit_scale.exp())
+    torch.testing.assert_close(ours, out.loss.reshape(()), atol=1e-5, rtol=0)
 
 
 def test_sigmoid_matches_transformers_siglip_model():

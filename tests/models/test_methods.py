@@ -74,6 +74,19 @@ def test_full_with_text_tower_trains_text_but_not_the_head_weight(tiny_backbones
 
 
 @pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_flyp_trains_both_towers_both_projections_and_the_temperature_but_not_the_head_weight(tiny_backbones, family):
+    model = _classifier(tiny_backbones[family], method="flyp", loss="contrastive")
+    names = _trainable_names(model)
+    towers = {n for n, _ in model.named_parameters() if parameter_group(n) in ("vision", "text", "projection")}
+    assert towers <= names and any(n.startswith("model.text_model.") for n in towers)
+    assert {"head.logit_scale"} <= names and "head.weight" not in names  # class embeddings come from the text tower
+    assert "model.logit_scale" not in names  # the head carries the temperature, initialised from the checkpoint's
+    assert model.head.logit_scale.item() == pytest.approx(model.model.logit_scale.item())
+    head = {"head.logit_scale", "head.logit_bias"} if family == "siglip" else {"head.logit_scale"}
+    assert names == towers | head
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
 def test_lora_trains_adapters_and_head_only(tiny_backbones, family):
     rank = 4
     model = _classifier(tiny_backbones[family], method="lora", lora={"rank": rank, "alpha": 8, "targets": ["q_proj", "k_proj", "v_proj", "out_proj"]}, train_projection=False)

@@ -19,14 +19,15 @@ from torch import nn
 from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn.parallel import DistributedDataParallel
 
-from har_kedro.models.losses import LOSSES, compute_loss
+from har_kedro.models.losses import LOSSES, compute_loss, paired_contrastive_loss
 from har_kedro.training.distributed import Ranks
 
-CLASSES, FEATURES, DIM = 3, 6, 4
+CLASSES, FEATURES, DIM, PROMPTS = 3, 6, 4, 2
+OBJECTIVES = (*LOSSES, "flyp")  # flyp: each image against its own prompt's text, gathered like the images
 
 
 class TinyEncoder(nn.Module):
-    """A linear image encoder and a class head with temperature and bias: every kind of parameter the losses reach."""
+    """A linear image encoder, a class head with temperature and bias, and per-class prompt texts (FLYP): every kind of parameter the losses reach."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,9 +36,16 @@ class TinyEncoder(nn.Module):
         self.head = nn.Parameter(torch.randn(CLASSES, DIM, generator=generator))
         self.logit_scale = nn.Parameter(torch.tensor(1.5))
         self.logit_bias = nn.Parameter(torch.tensor(-2.0))
+        self.prompts = nn.Parameter(torch.randn(CLASSES, PROMPTS, DIM, generator=generator))  # FLYP's text side
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor, loss: str, gather=None) -> torch.Tensor:
         embeddings = F.normalize(x @ self.encoder.T, dim=-1)
+        if loss == "flyp":  # as models/flyp.py: this process's texts, one prompt per image, then gathered
+            choice = (x[:, 0] > 0).long()  # a prompt per image that does not depend on how the batch is split
+            texts = F.normalize(self.prompts[labels, choice], dim=-1)
+            if gather is not None:
+                embeddings, texts, labels = gather(embeddings), gather(texts), gather(labels)
+            return paired_contrastive_loss(embeddings, texts, labels, self.logit_scale.exp())
         if gather is not None:
             embeddings, labels = gather(embeddings), gather(labels)
         return compute_loss(loss, embeddings, F.normalize(self.head, dim=-1), labels, self.logit_scale.exp(), self.logit_bias)
@@ -63,7 +71,7 @@ def compare_gathered_losses(rank: int, world: int, init_file: str, sizes: list[i
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         ranks = Ranks(SimpleNamespace(process_index=rank, num_processes=world))
-        for loss in LOSSES:
+        for loss in OBJECTIVES:
             for size in sizes:
                 expected_value, expected_grads = one_process(loss, size)
                 model = TinyEncoder()

@@ -80,7 +80,7 @@ def test_strict_devices_catches_what_meta_kernels_let_through() -> None:
 SIZE = 32  # the tiny backbones' input size (tests/models/conftest.py)
 ACLIP = {"selection": "attentive", "keep_ratio": 0.5, "weights": {"contrastive": 1.0, "cross_entropy": 1.0, "distill": 1.0, "simclr": 1.0}, "num_views": 2}
 
-# (family, settings): every method, every loss, the trainable text tower, LoRA on both families, A-CLIP.
+# (family, settings): every method, every loss, the trainable text tower, LoRA on both families, A-CLIP, FLYP.
 CASES = {
     "clip-zero_shot": ("clip", {"method": "zero_shot"}),
     "clip-linear_probe": ("clip", {"method": "linear_probe"}),
@@ -91,6 +91,8 @@ CASES = {
     "siglip-full-sigmoid": ("siglip", {"method": "full", "loss": "sigmoid"}),
     "siglip-lora-sigmoid": ("siglip", {"method": "lora", "loss": "sigmoid", "lora": {"rank": 4, "alpha": 8}}),
     "siglip-full-text": ("siglip", {"method": "full", "loss": "sigmoid", "train_text": True}),
+    "clip-flyp": ("clip", {"method": "flyp", "loss": "contrastive"}),
+    "siglip-flyp": ("siglip", {"method": "flyp", "loss": "contrastive"}),
     "aclip-attentive": ("clip", {"method": "full", "loss": "contrastive", "aclip": ACLIP}),
     "aclip-downscaled-ema": ("clip", {"method": "full", "loss": "contrastive", "aclip": {**ACLIP, "ema_image_scale": 0.5, "num_views": 1, "weights": {**ACLIP["weights"], "simclr": 0.0}}}),
 }
@@ -199,7 +201,7 @@ def test_the_aclip_ema_classifier_evaluates_on_the_device(tiny_backbones: dict[s
     assert _eval_logits(model.ema_classifier(), _images(3)).device == META
 
 
-@pytest.mark.parametrize("case", ["clip-lora-ce", "siglip-full-text", "aclip-attentive"])
+@pytest.mark.parametrize("case", ["clip-lora-ce", "siglip-full-text", "aclip-attentive", "clip-flyp"])
 def test_a_trained_model_is_rebuilt_on_the_device(tiny_backbones: dict[str, str], case: str) -> None:
     """Inference rebuilds a classifier from saved weights onto its own device (a GPU-trained model's are on the host)."""
     model, config = _build(tiny_backbones, case, device=torch.device("cpu"))

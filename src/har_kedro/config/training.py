@@ -21,14 +21,17 @@ from har_kedro.config.lora import LoraSettings
 from har_kedro.config.unfreeze import UNFREEZE_METHODS, UnfreezeSettings
 from har_kedro.config.wise_ft import WiseFtSettings
 
-METHODS = ("zero_shot", "linear_probe", "lora", "full", "lp_ft")
+METHODS = ("zero_shot", "linear_probe", "lora", "full", "lp_ft", "flyp")
+FINE_TUNE_METHODS = ("lora", "full", "lp_ft", "flyp")  # the methods with a fine-tuning stage over images
 GROUPS = ("vision", "text", "projection", "head")  # parameter groups, each with its own lr multiplier
 LOSS_NAMES = ("cross_entropy", "contrastive", "sigmoid")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 CACHE_MODES = ("device", "stream", "host")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-__all__ = ["AMP_MODES", "CACHE_MODES", "COMPILE_MODES", "GROUPS", "LOSS_NAMES", "METHODS", "TrainConfig", "TrainingConfigError"]
+__all__ = [
+    "AMP_MODES", "CACHE_MODES", "COMPILE_MODES", "FINE_TUNE_METHODS", "GROUPS", "LOSS_NAMES", "METHODS", "TrainConfig", "TrainingConfigError",
+]
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class TrainConfig:
     early_stopping_patience: int = 3  # epochs without val-accuracy gain; 0 turns it off
     amp: str = "auto"
     device: str = "auto"
-    train_text: bool = False
+    train_text: bool = False  # full: fine-tune the text tower too; flyp always does (either value is accepted)
     train_projection: bool = True
     image_size: int | None = None  # model input size; None = the image cache's size
     # Head temperature/bias at the start; None = the checkpoint's own (right for pretrained
@@ -92,6 +95,11 @@ class TrainConfig:
     @property
     def accumulation_steps(self) -> int:
         return self.effective_batch_size // self.batch_size
+
+    @property
+    def trains_text(self) -> bool:
+        """Whether the text tower is trained: ``train_text`` with ``full``, and always with ``flyp``."""
+        return self.train_text or self.method == "flyp"
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], where: str = "training") -> TrainConfig:
@@ -154,8 +162,10 @@ class TrainConfig:
             return f"loss is '{self.loss}'; use one of {sorted(LOSS_NAMES)}."
         if self.method == "lp_ft" and (not isinstance(self.lp_epochs, int) or self.lp_epochs < 1):
             return f"lp_epochs must be a positive integer for lp_ft, got {self.lp_epochs!r}."
-        if self.train_text and self.method != "full":
-            return f"train_text needs method full (got {self.method}): the other methods keep the text side fixed."
+        if self.train_text and self.method not in ("full", "flyp"):
+            return f"train_text needs method full (got {self.method}): the other methods keep the text side fixed (flyp always trains it)."
+        if self.method == "flyp":
+            return self._flyp_problem()
         if self.aclip is not None and self.method not in ACLIP_METHODS:
             return f"method is '{self.method}' but A-CLIP (the aclip block) trains the vision tower: use one of {list(ACLIP_METHODS)}, or set aclip: null."
         if self.aclip is not None and self.loss != "contrastive":
@@ -180,6 +190,16 @@ class TrainConfig:
                 f"unfreeze does not combine with distributed.num_processes {self.distributed.num_processes} (DDP expects a gradient "
                 "for every parameter it wraps): set unfreeze: null or num_processes: 1."
             )
+        return None
+
+    def _flyp_problem(self) -> str | None:
+        """FLYP's objective is fixed: CLIP's contrastive loss, both towers and both projections trained."""
+        if self.aclip is not None:
+            return "aclip is set but method flyp has its own objective (images against their class prompts): set aclip: null, or use method full or lora for A-CLIP."
+        if self.loss != "contrastive":
+            return f"loss is '{self.loss}' but flyp fine-tunes with CLIP's contrastive (pre-training) loss: set loss: contrastive."
+        if not self.train_projection:
+            return "train_projection is false but flyp trains both towers and both projections, as in pre-training: set train_projection: true."
         return None
 
     def _fast_path_problem(self) -> str | None:

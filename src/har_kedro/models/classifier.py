@@ -123,9 +123,16 @@ class ImageClassifier(nn.Module):
         embeddings, scale, bias = self.head.class_side()
         if not self.train_text:
             return embeddings, scale, bias
+        return self.class_embeddings(self.prompt_features()), scale, bias
+
+    def prompt_features(self) -> torch.Tensor:
+        """``(P, D)``: every class prompt through the current text tower, L2-normalised, class by class."""
         tokens = {key: getattr(self, f"_tokens_{key}") for key in self._token_keys}
         output = self.model.get_text_features(**tokens)
         features = getattr(output, "pooler_output", output)
-        features = F.normalize(features.float(), dim=-1)
-        per_class = torch.split(features, self._prompt_counts)
-        return torch.stack([F.normalize(chunk.mean(dim=0), dim=-1) for chunk in per_class]), scale, bias
+        return F.normalize(features.float(), dim=-1)
+
+    def class_embeddings(self, prompt_features: torch.Tensor) -> torch.Tensor:
+        """``(C, D)``: per class, the mean of its prompts' features, normalised again (prompt ensembling)."""
+        per_class = torch.split(prompt_features, self._prompt_counts)
+        return torch.stack([F.normalize(chunk.mean(dim=0), dim=-1) for chunk in per_class])

@@ -17,6 +17,7 @@ from har_kedro.config.training import TrainConfig
 from har_kedro.models.aclip import AclipClassifier
 from har_kedro.models.backbones import Backbone, load_backbone
 from har_kedro.models.classifier import ClassHead, ImageClassifier, pretrained_logit_scale_and_bias, zero_shot_embeddings
+from har_kedro.models.flyp import FlypClassifier
 from har_kedro.models.lora import apply_lora
 from har_kedro.models.methods import set_trainable
 
@@ -47,14 +48,16 @@ def build_classifier(
     head = ClassHead(embeddings, scale, bias)
     if config.method == "lora":
         apply_lora(backbone.model, config.lora)
-    common = dict(image_size=image_size, class_prompts=class_prompts if config.train_text else None, class_names=class_names)
+    common = dict(image_size=image_size, class_prompts=class_prompts if config.trains_text else None, class_names=class_names)
     model: ImageClassifier
     if config.aclip is not None:
         model = AclipClassifier(backbone, head, config.augment, config.aclip, label_smoothing=config.label_smoothing, **common)
+    elif config.method == "flyp":
+        model = FlypClassifier(backbone, head, config.augment, class_prompts, class_names, image_size=image_size)
     else:
         model = ImageClassifier(backbone, head, config.augment, **common)
     method = "full" if config.method == "lp_ft" else config.method
-    set_trainable(model, method, train_text=config.train_text, train_projection=config.train_projection)
+    set_trainable(model, method, train_text=config.trains_text, train_projection=config.train_projection)
     return model.to(device)
 
 
@@ -78,8 +81,8 @@ def trained_model(
         image_mean=tuple(backbone.image_mean),
         image_std=tuple(backbone.image_std),
         lora=config.lora if config.method == "lora" else None,
-        train_text=config.train_text,
-        class_prompts={k: tuple(v) for k, v in class_prompts.items()} if config.train_text else None,
+        train_text=config.trains_text,  # flyp too: its class embeddings come from its fine-tuned text tower
+        class_prompts={k: tuple(v) for k, v in class_prompts.items()} if config.trains_text else None,
     )
     # The classifier alone: A-CLIP's predictor and EMA tower are training scaffolding.
     state = {
@@ -91,7 +94,11 @@ def trained_model(
 
 
 def rebuild_classifier(trained: TrainedModel, device: torch.device | str = "cpu", backbone_source: str | None = None) -> ImageClassifier:
-    """The trained classifier again, from its backbone and the saved trainable weights, in eval mode on ``device``."""
+    """The trained classifier again, from its backbone and the saved trainable weights, in eval mode on ``device``.
+
+    A model whose text tower was trained (``train_text``, ``flyp``) gets its class embeddings from the
+    saved text tower and prompts, as it did in training; ``flyp`` evaluates like that, so it needs nothing else.
+    """
     spec = trained.spec
     backbone = load_backbone(backbone_source or spec.backbone)
     dim = trained.state["head.weight"].shape[1]

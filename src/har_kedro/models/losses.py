@@ -33,6 +33,7 @@ __all__ = [
     "contrastive_loss",
     "cross_entropy_loss",
     "get_loss",
+    "paired_contrastive_loss",
     "sigmoid_loss",
 ]
 
@@ -91,7 +92,20 @@ def contrastive_loss(img: Tensor, cls: Tensor, labels: Tensor, scale: Tensor) ->
     logit cancels in the softmax.
     """
     _check_inputs(img, cls, labels)
-    txt = cls[labels]
+    return paired_contrastive_loss(img, cls[labels], labels, scale)
+
+
+def paired_contrastive_loss(img: Tensor, txt: Tensor, labels: Tensor, scale: Tensor) -> Tensor:
+    """:func:`contrastive_loss` with one text per image: ``txt`` (B, D) is image ``i``'s own text.
+
+    FLYP (models/flyp.py) pairs each image with one prompt sampled from its class's prompts, so two
+    images of a class may carry different prompts.  Their pairs still count as positives, the same
+    choice as :func:`contrastive_loss`: both prompts describe both images, and pushing an image away
+    from a true description of it would contradict the positive term.
+    """
+    if txt.shape != img.shape:
+        raise ValueError(f"txt must have the shape of img {tuple(img.shape)}, got {tuple(txt.shape)}")
+    _check_inputs(img, txt, labels)
     logits = scale * (img @ txt.T)
     pos = _same_class_mask(labels)  # symmetric, so it serves both directions
     neg_inf = torch.finfo(logits.dtype).min

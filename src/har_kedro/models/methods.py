@@ -38,20 +38,27 @@ def parameter_group(name: str) -> str | None:
 
 
 def set_trainable(model: nn.Module, method: str, train_text: bool = False, train_projection: bool = True) -> None:
-    """Set ``requires_grad`` for ``method``; LoRA adapters must already be injected for ``lora``."""
+    """Set ``requires_grad`` for ``method``; LoRA adapters must already be injected for ``lora``.
+
+    ``flyp`` trains as CLIP pre-trains: both towers, both projections and the head's temperature
+    (``train_text`` and ``train_projection`` are implied).
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}'; use one of {list(METHODS)}")
+    text_side = train_text or method == "flyp"
     for name, parameter in model.named_parameters():
         group = parameter_group(name)
         if method == "zero_shot" or group is None:
             trainable = False
         elif group == "head":
             # With a trainable text tower the class embeddings come from it, not from head.weight.
-            trainable = not (train_text and name == "head.weight")
+            trainable = not (text_side and name == "head.weight")
         elif method == "linear_probe":
             trainable = False
         elif method == "lora":
             trainable = "lora_" in name or (train_projection and _is_vision_projection(name))
+        elif method == "flyp":
+            trainable = True
         elif group == "projection":  # full, and the second stage of lp_ft
             trainable = train_text if "text_projection" in name else train_projection
         else:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from har_kedro.config.model_spec import TrainedModel
-from har_kedro.config.training import TrainConfig
+from har_kedro.config.training import FINE_TUNE_METHODS, TrainConfig
 from har_kedro.data.image_cache import ImageCache
 from har_kedro.models.aclip import AclipClassifier, measure_step_speedup
 from har_kedro.models.augment import prepare_eval_batch
@@ -94,12 +94,12 @@ def _probe(model: ImageClassifier, run: RunInputs, stage: str) -> FitResult:
 
 
 def train_stages(model: ImageClassifier, run: RunInputs) -> list[FitResult]:
-    """The method's stages: linear probe (``linear_probe``, first stage of ``lp_ft``), then the fine-tune."""
+    """The method's stages: linear probe (``linear_probe``, first stage of ``lp_ft``), then the fine-tune (``lora``, ``full``, ``lp_ft``, ``flyp``)."""
     config = run.config
     results = []
     if config.method in ("linear_probe", "lp_ft"):
         results.append(_probe(model, run, "linear_probe"))
-    if config.method in ("lora", "full", "lp_ft"):
+    if config.method in FINE_TUNE_METHODS:
         seed_everything(run.seed)
         if config.distributed.enabled:  # worker processes (training/launch.py); the probe above stays here
             results.append(fit_in_processes(model, run))
@@ -218,7 +218,7 @@ def _run_info(model_name: str, model: ImageClassifier, run: RunInputs, test_accu
     return {
         "model": model_name, "backbone": run.backbone_source, "family": model.backbone.family,
         "method": config.method, "loss": config.loss, "seed": run.seed, "device": str(device),
-        "processes": config.distributed.num_processes if config.method in ("lora", "full", "lp_ft") else 1,
+        "processes": config.distributed.num_processes if config.method in FINE_TUNE_METHODS else 1,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "image_size": run.image_size,
         "trainable_parameters": trainable, "total_parameters": total, "trainable_fraction": trainable / total if total else 0.0,
