@@ -52,7 +52,8 @@ def test_train_clip_at_real_shapes_on_real_photographs(tmp_path: Path, monkeypat
     assert info["device"] == "cpu" and info["backbone"] == "data/smoke/06_models/clip-vit-b-16"
     assert 149_000_000 < info["total_parameters"] < 151_500_000  # CLIP ViT-B/16: 149.6 M, plus LoRA and the head
     assert 0 < info["trainable_parameters"] < 0.02 * info["total_parameters"]
-    assert info["zero_shot"] is None and info["calibration"] is None  # conf/smoke: zero_shot_baseline and calibrate false
+    assert info["zero_shot"] is None and info["calibration"] is None and info["wise_ft"] is None  # conf/smoke turns these passes off
+    assert [run["seed"] for run in info["seed_runs"]] == [0]  # conf/smoke: one seed
     history = context.catalog.load("clip.history")
     assert history["epoch"].tolist() == [1]
     assert round(float(history["images_per_second"].iloc[0] * history["seconds"].iloc[0])) == 4  # one step of 4 images
