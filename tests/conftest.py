@@ -42,6 +42,13 @@ SHORT_RUN: dict = {
     **{model: {"training": {"epochs": 2}} for model in MODELS},
 }
 SHORT_RUN["aclip"]["training"]["aclip"] = {"speedup_repeats": 1, "speedup_batch_size": 16}
+# WiSE-FT's two ends and its middle (the demo's grid has 11 points; each is a val and a test pass).
+for _model in MODELS:
+    SHORT_RUN[_model]["training"]["wise_ft"] = {"alphas": [0.0, 0.5, 1.0]}
+# ONNX export is the slowest node of the run (torch.export, seconds per model): the shared project exports
+# clip's, which tests/pipelines/test_inference_pipeline.py checks; aclip is the same CLIP graph, and SigLIP's
+# export is checked against onnxruntime in tests/inference/test_onnx_export.py.
+ONNX_ELSEWHERE = {f"{model}.{node}" for model in MODELS if model != "clip" for node in ("export_onnx", "check_onnx_parity")}
 
 # The xdist group of every test that uses the shared trained project: one worker builds it once.
 REPORTED_GROUP = "reported_project"
@@ -87,8 +94,11 @@ def reported_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repor
     os.chdir(root)  # path parameters (demo images, tiny backbones, inference folder) are relative to it
     try:
         start = time.perf_counter()
+        from har_kedro.pipeline_registry import register_pipelines  # here: the xdist controller never needs it
+
+        nodes = [node.name for node in register_pipelines()["__default__"].nodes if node.name not in ONNX_ELSEWHERE]
         with tracked():  # the demo run as users get it: logged to MLflow (tests/pipelines/test_tracking.py reads it)
-            runner_for(root)("__default__", env="demo", runtime_params=SHORT_RUN)
+            runner_for(root)("__default__", env="demo", runtime_params=SHORT_RUN, node_names=nodes)
         seconds = time.perf_counter() - start
     finally:
         os.chdir(previous)

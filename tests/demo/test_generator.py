@@ -26,6 +26,9 @@ from har_kedro.demo import (
     render_action,
 )
 
+# One worker runs the module (pytest --dist loadgroup), so its 720-image fixture is generated once, not per worker.
+pytestmark = pytest.mark.xdist_group("demo_generator")
+
 N_CLASSES = len(HAR_CLASSES)
 N_BROKEN_ROWS = 7  # truncated, empty, text, missing, unknown label, duplicate row, duplicate image
 

@@ -19,7 +19,8 @@ from har_kedro.data.classes import HAR_CLASSES
 from har_kedro.data.image_cache import ImageCache
 from tests.real_sample import real_sample_dir
 
-pytestmark = pytest.mark.slow
+# One worker runs the module (pytest --dist loadgroup): the sample is ingested once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_sample")]
 
 
 @pytest.fixture(scope="module")

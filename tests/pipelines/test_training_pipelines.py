@@ -87,9 +87,9 @@ def test_demo_training_records_predicts_and_versions_everything(reported_project
         rows = seed_predictions[seed_predictions["seed"] == run["seed"]]
         assert rows["correct"].mean() == pytest.approx(run["test_accuracy"])
 
-    # WiSE-FT's curve (base settings: alpha 0, 0.1 ... 1) ends exactly at the zero-shot and the fine-tuned model.
+    # WiSE-FT's curve (SHORT_RUN's grid) ends exactly at the zero-shot and the fine-tuned model.
     curve = info["wise_ft"]
-    assert curve["alphas"] == [i / 10 for i in range(11)] and curve["applied"] is False
+    assert curve["alphas"] == SHORT_RUN[model]["training"]["wise_ft"]["alphas"] and curve["applied"] is False
     assert curve["val_accuracy"][0] == info["zero_shot"]["val_accuracy"] and curve["val_accuracy"][-1] == info["best_val_accuracy"]
 
     # Checkpoints were written every epoch, per seed, and contain no pickles.

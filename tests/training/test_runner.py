@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.classes import HAR_CLASSES
+from har_kedro.models.factory import rebuild_classifier
+from har_kedro.models.predict import predict_logits
 from har_kedro.training.runner import run_training
 from tests.models.conftest import PROMPTS
 
@@ -108,6 +111,10 @@ def test_wise_ft_apply_deploys_the_chosen_mix_and_predicts_the_test_split_with_i
     assert info["wise_ft"]["chosen_alpha"] == 0.0 and info["wise_ft"]["applied"] is True
     assert info["zero_shot"]["test_accuracy"] == info["wise_ft"]["test_accuracy"][0]
     assert info["test_accuracy"] == pytest.approx(info["zero_shot"]["test_accuracy"], abs=1e-6)
+    # ... and the saved model (what inference and ONNX export rebuild) is the mix: it predicts what was recorded
+    rebuilt = rebuild_classifier(outputs.trained_model)
+    logits = predict_logits(rebuilt, image_cache.images("test"), 8, torch.device("cpu"), "off")
+    assert logits.argmax(1).tolist() == outputs.test_predictions["pred_id"].tolist()
 
 
 def test_wise_ft_off_records_none_and_costs_no_pass(tiny_backbones, image_cache, monkeypatch):
