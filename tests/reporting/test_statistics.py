@@ -151,3 +151,9 @@ def test_the_sign_flip_test_on_plus_or_minus_one_differences_is_mcnemars():
     d = np.r_[np.ones(8), -np.ones(2), np.zeros(30)]
     assert _exact_sign_flip_p(d) == pytest.approx(112 / 1024)  # McNemar's exact p for 8 against 2
     assert paired_comparison(("a", "b"), ((d > 0) * 1.0, (d < 0) * 1.0), SETTINGS).p_value == pytest.approx(112 / 1024)
+
+
+def test_a_tiny_p_reads_as_p_below_a_thousandth():
+    d = np.r_[np.ones(30), np.zeros(10)]
+    sentence = paired_comparison(("a", "b"), ((d > 0) * 1.0, np.zeros(40)), SETTINGS).sentence(0.95)
+    assert "McNemar p < 0.001 (a alone right on 30 images, b alone on 0)" in sentence, sentence

@@ -82,13 +82,14 @@ class PairedComparison:
         ahead, other = ("alone right", "alone on") if self.test == "McNemar" else ("right more often over seeds", "on")
         return (
             f"{self.first} vs {self.second}: {100 * d.estimate:+.1f} points top-1, {100 * confidence:.0f} % CI "
-            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], {self.test} p = {_p(self.p_value)} "
+            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], {self.test} {_p(self.p_value)} "
             f"({self.first} {ahead} on {self.only_first_right} images, {self.second} {other} {self.only_second_right})"
         )
 
 
 def _p(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+    """``p < 0.001`` or ``p = 0.064``."""
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
 def macro_f1(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
