@@ -54,7 +54,8 @@ def train_seeds(seeds: Sequence[int], train_one: Callable[[int], TrainingOutputs
         histories.append(_with_seed(outputs.history, seed))
         summaries.append(_summary(outputs.run_info))
         if selected is None or outputs.run_info["best_val_accuracy"] > selected.run_info["best_val_accuracy"]:
-            selected = outputs  # the others are dropped here: one model in memory at a time besides the one training
+            selected = outputs
+        del outputs  # a seed that is not deployed is dropped now: the deployed model and the one training, no more
     assert selected is not None, "seeds is never empty (config/seeds.py)"
     selected.run_info["seed_runs"] = summaries
     selected.run_info["selected_seed"] = selected.run_info["seed"]
