@@ -51,11 +51,6 @@ class MissingInputsHook:
             raise MissingInputsError(_missing_inputs_message(missing, _producers(missing, catalog), run_params))
 
 
-def _listed(value: Any) -> Any:
-    """A list parameter as MLflow shows it (``[0, 1]``); anything else as it is."""
-    return str(list(value)) if isinstance(value, list | tuple) else value
-
-
 def _never_written(pipeline: Pipeline, catalog: Any) -> set[str]:
     """The pipeline's stored (versioned, not optional) inputs that have no saved version."""
     # Imported here, not at the top: settings.py imports this module on every kedro command, and the
@@ -179,7 +174,7 @@ class TrackingHook:
             return
         mark_model_training(parent.info.experiment_id)
         self._open[node.name] = mlflow.start_run(run_name=model, nested=True, tags={MODEL_TAG: model}).info.run_id
-        params = {"seeds": _listed(inputs.get("params:seeds")), "backbone": inputs.get(f"{model}.backbone_source")}
+        params = flatten({"seeds": inputs.get("params:seeds"), "backbone": inputs.get(f"{model}.backbone_source")})  # seeds as "[0, 1]"
         params |= flatten(inputs.get(f"params:{model}.training") or {}, "training.")
         mlflow.log_params({key: value for key, value in params.items() if value is not None})
 
