@@ -18,6 +18,31 @@ from har_kedro.demo.scene import Scene, Vec, rot
 
 _SUPERSAMPLE = 2
 
+#: Drawing styles: stroke width as a multiple of the plain one, and how a stroke is drawn. The HAR-like
+#: demo set is drawn ``plain``; the captioned pretraining corpus uses every style, and the ``shifted``
+#: evaluation set uses styles the fine-tuning set never shows (see demo/corpus.py).
+STYLES: dict[str, tuple[float, str]] = {
+    "plain": (1.0, "solid"),
+    "bold": (2.4, "solid"),
+    "thin": (0.45, "solid"),
+    "sketch": (0.6, "sketch"),
+    "dotted": (1.3, "dotted"),
+}
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a caption can say about a picture besides the action: the figure's and the background's colour
+    and the drawing style. A colour left ``None`` is drawn at random as in the HAR-like set."""
+
+    figure: tuple[int, int, int] | None = None
+    background: tuple[int, int, int] | None = None
+    style: str = "plain"
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"unknown drawing style {self.style!r}; expected one of {sorted(STYLES)}")
+
 
 def _luma(c: np.ndarray) -> float:
     return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
@@ -32,9 +57,9 @@ def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_diff: float = 80
     return (0, 0, 0) if _luma(ref) > 127 else (255, 255, 255)
 
 
-def _background(w: int, h: int, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
-    """Gradient or soft blobs around a random base colour (same distribution for all classes)."""
-    base = rng.integers(0, 256, size=3).astype(np.float32)
+def _background(w: int, h: int, rng: np.random.Generator, base_colour: tuple[int, int, int] | None = None) -> tuple[Image.Image, np.ndarray]:
+    """Gradient or soft blobs around a random (or the given) base colour (same distribution for all classes)."""
+    base = (rng.integers(0, 256, size=3) if base_colour is None else np.asarray(base_colour)).astype(np.float32)
     if rng.random() < 0.5:
         other = np.clip(base + rng.normal(0, 45, size=3), 0, 255).astype(np.float32)
         theta = rng.uniform(0, 2 * math.pi)
@@ -104,20 +129,40 @@ def _place(
     return replace(turn, scale=scale, ox=cx - scale * (x0 + x1) / 2, oy=cy - scale * (y0 + y1) / 2)
 
 
+def _dotted(draw: ImageDraw.ImageDraw, xy: list[tuple[float, float]], colour: tuple[int, int, int], lw: int) -> None:
+    """A polyline as a row of dots spaced two widths apart."""
+    for (x0, y0), (x1, y1) in zip(xy, xy[1:]):
+        n = max(1, int(math.hypot(x1 - x0, y1 - y0) / (2.0 * lw)))
+        for t in np.linspace(0.0, 1.0, n + 1):
+            x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+            draw.ellipse([x - lw / 2, y - lw / 2, x + lw / 2, y + lw / 2], fill=colour)
+
+
+def _stroke(draw: ImageDraw.ImageDraw, xy: list[tuple[float, float]], colour: tuple[int, int, int], lw: int, how: str, rng: np.random.Generator | None) -> None:
+    """One polyline: solid (round-capped when thick), dotted, or sketched as two jittered passes."""
+    if how == "dotted":
+        _dotted(draw, xy, colour, lw)
+        return
+    passes = [xy]
+    if how == "sketch" and rng is not None:
+        passes = [[(x + float(rng.normal(0, 1.2 * lw)), y + float(rng.normal(0, 1.2 * lw))) for x, y in xy] for _ in range(2)]
+    for points in passes:
+        draw.line(points, fill=colour, width=lw, joint="curve")
+        if lw >= 3:  # round caps
+            for x, y in (points[0], points[-1]):
+                draw.ellipse([x - lw / 2, y - lw / 2, x + lw / 2, y + lw / 2], fill=colour)
+
+
 def _draw_scene(
-    img: Image.Image, scene: Scene, place: _Placement, colours: dict[str, tuple[int, int, int]], lw_unit: float
+    img: Image.Image, scene: Scene, place: _Placement, colours: dict[str, tuple[int, int, int]], lw_unit: float,
+    how: str = "solid", rng: np.random.Generator | None = None,
 ) -> None:
-    """Polygons, then lines (round-capped when thick), then circles, in the role colours."""
+    """Polygons, then lines (in the drawing style), then circles, in the role colours."""
     draw = ImageDraw.Draw(img)
     for poly_pts, role in scene.polys:
         draw.polygon([place.px(p) for p in poly_pts], fill=colours[role])
     for line_pts, wf, role in scene.lines:
-        lw = max(1, round(lw_unit * wf))
-        xy = [place.px(p) for p in line_pts]
-        draw.line(xy, fill=colours[role], width=lw, joint="curve")
-        if lw >= 3:  # round caps
-            for x, y in (xy[0], xy[-1]):
-                draw.ellipse([x - lw / 2, y - lw / 2, x + lw / 2, y + lw / 2], fill=colours[role])
+        _stroke(draw, [place.px(p) for p in line_pts], colours[role], max(1, round(lw_unit * wf)), how, rng)
     for c, r, filled, wf, role in scene.circles:
         x, y = place.px(c)
         rp = r * place.scale
@@ -143,6 +188,7 @@ def render_action(
     rng: np.random.Generator,
     scale_range: tuple[float, float] = (0.4, 0.9),
     placement: float = 1.0,
+    look: Look | None = None,
 ) -> Image.Image:
     """Draw one RGB image of ``label`` (one of ``HAR_CLASSES``) at ``width`` x ``height``.
 
@@ -151,18 +197,23 @@ def render_action(
     the same distributions for every class. All randomness comes from ``rng`` so callers
     control determinism. ``scale_range`` is the figure's height as a fraction of the image
     height; ``placement`` is how much of the free room around the figure its centre may
-    use (0: always centred, 1: anywhere with at most ~10 % cut off).
+    use (0: always centred, 1: anywhere with at most ~10 % cut off). ``look`` fixes the figure and
+    background colours and the drawing style (None: random colours, plain style, the HAR-like set's
+    draws exactly).
     """
     if label not in POSES:
         raise ValueError(f"unknown action {label!r}; expected one of {HAR_CLASSES}")
     if width < 1 or height < 1:
         raise ValueError("width and height must be positive")
     W, H = width * _SUPERSAMPLE, height * _SUPERSAMPLE
-    img, base = _background(W, H, rng)
-    colours = {"fig": _contrasting(rng, base), "prop": _contrasting(rng, base, 60.0)}
+    look = look or Look()
+    img, base = _background(W, H, rng, look.background)
+    figure = _contrasting(rng, base) if look.figure is None else look.figure
+    colours = {"fig": figure, "prop": _contrasting(rng, base, 60.0)}
     scene = Scene(rng)
     POSES[label](scene)
     place = _place(scene, W, H, rng, scale_range, placement)
-    lw_unit = place.scale * float(rng.uniform(0.022, 0.042))
-    _draw_scene(img, scene, place, colours, lw_unit)
+    width_factor, how = STYLES[look.style]
+    lw_unit = place.scale * float(rng.uniform(0.022, 0.042)) * width_factor
+    _draw_scene(img, scene, place, colours, lw_unit, how, rng)
     return _downsample_with_noise(img, width, height, rng)

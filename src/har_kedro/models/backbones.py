@@ -388,3 +388,30 @@ def image_features(backbone: Backbone, pixel_values: torch.Tensor) -> torch.Tens
     parameter = next(backbone.model.parameters())
     pixels = pixel_values.to(device=parameter.device, dtype=parameter.dtype)
     return _pooled(backbone.model.get_image_features(pixel_values=pixels))
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def write_preprocessor_config(out: Path, family: str, image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    """``preprocessor_config.json`` as the HF image processor of ``family`` writes it: what :func:`load_backbone` reads back."""
+    common = {"do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(mean), "image_std": list(std)}
+    if family == "clip":
+        config = {
+            "image_processor_type": "CLIPImageProcessor", **common, "resample": 3, "size": {"shortest_edge": image_size},
+            "do_center_crop": True, "crop_size": {"height": image_size, "width": image_size}, "do_convert_rgb": True,
+        }
+    else:
+        config = {"image_processor_type": "SiglipImageProcessor", **common, "resample": 2, "size": {"height": image_size, "width": image_size}}
+    (Path(out) / PREPROCESSOR_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def save_backbone(backbone: Backbone, out: Path) -> Path:
+    """Weights (safetensors), config, tokenizer and image preprocessing of ``backbone`` into ``out``, loadable by :func:`load_backbone`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with quiet_default_config_warnings():
+        backbone.model.save_pretrained(out, safe_serialization=True)
+    backbone.tokenizer.save_pretrained(out)
+    write_preprocessor_config(out, backbone.family, backbone.image_size, backbone.image_mean, backbone.image_std)
+    return out

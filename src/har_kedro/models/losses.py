@@ -34,6 +34,7 @@ __all__ = [
     "cross_entropy_loss",
     "get_loss",
     "paired_contrastive_loss",
+    "paired_sigmoid_loss",
     "sigmoid_loss",
 ]
 
@@ -126,7 +127,18 @@ def sigmoid_loss(img: Tensor, cls: Tensor, labels: Tensor, scale: Tensor, bias: 
     ``transformers.SiglipModel`` (sum over one axis, mean over the other).
     """
     _check_inputs(img, cls, labels)
-    txt = cls[labels]
+    return paired_sigmoid_loss(img, cls[labels], labels, scale, bias)
+
+
+def paired_sigmoid_loss(img: Tensor, txt: Tensor, labels: Tensor, scale: Tensor, bias: Tensor) -> Tensor:
+    """:func:`sigmoid_loss` with one text per image (``txt`` row ``i`` is image ``i``'s own text).
+
+    Image-caption pretraining (models/pretrain.py) pairs each image with one of its captions; ``labels``
+    then say which caption it is, so two images with the same caption text are a positive pair both ways.
+    """
+    if txt.shape != img.shape:
+        raise ValueError(f"txt must have the shape of img {tuple(img.shape)}, got {tuple(txt.shape)}")
+    _check_inputs(img, txt, labels)
     logits = scale * (img @ txt.T) + bias
     z = _same_class_mask(labels).to(logits.dtype) * 2 - 1
     return -F.logsigmoid(z * logits).sum() / img.shape[0]

@@ -27,6 +27,7 @@ from har_kedro.models.backbones import (
     SUPPORTED_FAMILIES,
     Family,
     quiet_default_config_warnings,
+    write_preprocessor_config,
 )
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
@@ -119,29 +120,6 @@ def _validate(family: str, image_size: int, patch_size: int, hidden_size: int, n
         raise ValueError(f"num_heads {num_heads} must divide hidden_size {hidden_size}")
 
 
-def _preprocessor_config(family: str, image_size: int) -> dict:
-    mean, std = DEFAULT_NORMALISATION[family]
-    common = {
-        "do_resize": True,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": list(mean),
-        "image_std": list(std),
-    }
-    if family == "clip":
-        return {
-            "image_processor_type": "CLIPImageProcessor",
-            **common,
-            "resample": 3,
-            "size": {"shortest_edge": image_size},
-            "do_center_crop": True,
-            "crop_size": {"height": image_size, "width": image_size},
-            "do_convert_rgb": True,
-        }
-    return {"image_processor_type": "SiglipImageProcessor", **common, "resample": 2, "size": {"height": image_size, "width": image_size}}
-
-
 def _holds_complete_build(out: Path, spec: dict) -> bool:
     try:
         existing = json.loads((out / SPEC_FILE).read_text(encoding="utf-8"))
@@ -214,7 +192,7 @@ def _write_random_model(family: Family, out: Path, spec: dict, vocab_texts: list
     with quiet_default_config_warnings():
         model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    (out / PREPROCESSOR_FILE).write_text(json.dumps(_preprocessor_config(family, image_size), indent=2) + "\n", encoding="utf-8")
+    write_preprocessor_config(out, family, image_size, *DEFAULT_NORMALISATION[family])
     (out / SPEC_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

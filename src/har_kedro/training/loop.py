@@ -256,10 +256,12 @@ def _train_micro_batches(
         with ranks.accumulating(train_step, sync=micro == len(step) - 1):
             with autocast(device, opt.dtype):
                 # With several processes: the loss and embeddings of the whole micro-batch.
-                loss, embeddings, (classes, scale, bias) = train_step(inputs, labels, generator, gather)
+                loss, embeddings, (classes, scale, bias), *targets = train_step(inputs, labels, generator, gather)
             weighted = loss * (len(index) / step_n)
             ranks.backward(opt.scaler.scale(weighted) if opt.scaler is not None else weighted)
-        if gather is not None:
+        if targets:  # the step scored its embeddings against targets of its own (pretraining: in-batch captions)
+            labels = targets[0]
+        elif gather is not None:
             labels = torch.from_numpy(labels_all[index]).to(device, non_blocking=True)
         with torch.no_grad():
             totals.loss_sum += loss.detach() * len(index)

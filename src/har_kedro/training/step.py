@@ -19,11 +19,13 @@ ClassSide = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 class TrainStep(nn.Module):
-    """``forward(inputs, labels, generator, gather)`` → ``(loss, embeddings, (classes, scale, bias))``.
+    """``forward(inputs, labels, generator, gather)`` → ``(loss, embeddings, (classes, scale, bias)[, targets])``.
 
     With ``gather`` (several processes) the embeddings and labels of every process are gathered
     before the loss, so the loss and the returned embeddings are those of the whole micro-batch.
-    Models with their own objective (A-CLIP's ``training_loss``) get ``gather`` and apply it themselves.
+    Models with their own objective (A-CLIP's ``training_loss``) get ``gather`` and apply it themselves;
+    one whose classes are not the labels' (image-caption pretraining: the batch's own captions) returns
+    the ``targets`` its train accuracy is scored against as a fourth item.
     """
 
     def __init__(self, model: nn.Module, loss: str, label_smoothing: float = 0.0) -> None:
@@ -38,7 +40,7 @@ class TrainStep(nn.Module):
         labels: torch.Tensor,
         generator: torch.Generator | None = None,
         gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, ClassSide]:
+    ) -> tuple[torch.Tensor, ...]:
         custom = getattr(self.model, "training_loss", None)
         if custom is not None:
             return custom(inputs, labels, generator, gather=gather)
