@@ -5,3 +5,8 @@ pipelines (which pull in torch and transformers).
 """
 
 MODELS: tuple[str, ...] = ("clip", "aclip", "siglip")
+
+# The backbones the ``pretraining`` pipeline can pretrain, one namespace each (``pretraining.<target>``), and
+# which of them a model fine-tunes from when its ``model.from_pretraining`` is true.
+PRETRAINING_TARGETS: tuple[str, ...] = ("clip", "siglip")
+PRETRAINED_FOR: dict[str, str] = {"clip": "clip", "aclip": "clip", "siglip": "siglip"}

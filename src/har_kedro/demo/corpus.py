@@ -64,7 +64,7 @@ STYLE_PHRASES: dict[str, tuple[str, ...]] = {
     "sketch": ("a rough sketch", "a messy sketch", "a pencil sketch"),
     "dotted": ("a dotted drawing", "a drawing made of dots", "a dot pattern drawing"),
 }
-SUBJECTS = ("a person", "someone", "a man", "a woman", "a figure", "a stick figure")
+SUBJECTS = ("a person", "someone", "a stick figure")
 # Sentence forms; {style} {subject} {colour} {action} {background} are filled in. About half name the action
 # alone (as most web captions of a photo of an action would); the others add what else is in the picture,
 # and the last form names no action at all.

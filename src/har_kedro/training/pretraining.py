@@ -10,7 +10,11 @@ learned temperature written into it, ready for ``save_pretrained``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +25,12 @@ import torch
 
 from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.caption_cache import CaptionCache
-from har_kedro.models.backbones import Backbone, load_backbone
+from har_kedro.models.backbones import Backbone, load_backbone, save_backbone
 from har_kedro.models.device import memory_kind, select_device
 from har_kedro.models.methods import count_parameters, set_trainable
 from har_kedro.models.pretrain import PRETRAIN_LOSSES, CaptionPretrainer
 from har_kedro.training.fast_path import apply_speed_settings
-from har_kedro.training.fingerprint import weights_fingerprint
+from har_kedro.training.fingerprint import RESUME_FREE, weights_fingerprint
 from har_kedro.training.loop import FitResult, Split, evaluate, fit
 from har_kedro.training.seeding import seed_everything
 
@@ -110,3 +114,61 @@ def _run_info(name: str, model: CaptionPretrainer, source: str, config: TrainCon
         "logit_bias": None if model.head.logit_bias is None else float(model.head.logit_bias.detach()),
         "config": dataclasses.asdict(config),
     }
+
+
+# --------------------------------------------------------------------------- the store: one folder per inputs
+
+
+_COMPLETE = "pretraining.json"  # written last: a folder without it is not a finished model
+
+
+def _portable_path(path: Path) -> str:
+    """``path`` relative to the working directory (the project root under ``kedro run``) when it lies below it,
+    so the versioned pointer stays valid when the project folder moves; else as it is."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def store_key(cache: CaptionCache, backbone_source: str, config: TrainConfig, seed: int) -> str:
+    """What the pretrained weights are a function of: the caption cache, the starting backbone (by path or
+    id), the settings that change what an epoch computes, and the seed. Unchanged inputs find their model."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUME_FREE}
+    payload = {"cache": cache.fingerprint, "backbone": backbone_source, "settings": settings, "seed": seed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _reuse(folder: Path, name: str) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]] | None:
+    record_path = folder / _COMPLETE
+    if not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    logger.info("%s: unchanged inputs, reusing the model pretrained in %s (best val retrieval %.3f)", name, folder, record["run_info"]["best_val_retrieval"])
+    pointer = {"path": _portable_path(folder / "model"), "key": folder.name, "reused": True}
+    return pointer, pd.DataFrame(record["history"], columns=HISTORY_COLUMNS), {**record["run_info"], "reused": True}
+
+
+def pretrain_into_store(
+    store: Path, name: str, cache: CaptionCache, backbone_source: str, config: TrainConfig, seed: int,
+    checkpoint_dir: Path | None = None, on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """The model pretrained from these inputs, from ``store/<key>`` if an earlier run made it, else trained now and
+    written there (to a scratch folder first, renamed when complete, so a killed run never leaves a half model)."""
+    folder = Path(store) / store_key(cache, backbone_source, config, seed)
+    reused = _reuse(folder, name)
+    if reused is not None:
+        return reused
+    outputs = run_pretraining(name, cache, backbone_source, config, seed, checkpoint_dir, on_epoch_end)
+    scratch = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        save_backbone(outputs.backbone, scratch / "model")
+        record = {"run_info": {**outputs.run_info, "reused": False}, "history": outputs.history.to_dict(orient="records")}
+        (scratch / _COMPLETE).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        if folder.exists():  # an incomplete folder of an older version of this code
+            shutil.rmtree(folder)
+        scratch.rename(folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    logger.info("%s: pretrained model saved in %s", name, folder / "model")
+    return {"path": _portable_path(folder / "model"), "key": folder.name, "reused": False}, outputs.history, {**outputs.run_info, "reused": False}

@@ -21,8 +21,19 @@ from har_kedro.training.seeds import train_seeds
 logger = logging.getLogger(__name__)
 
 
-def prepare_backbone(model: dict[str, Any], class_prompts: dict[str, list[str]]) -> str:
-    """The backbone id or directory; with ``build_random`` (demo, smoke), build a random model there first."""
+def prepare_backbone(model: dict[str, Any], class_prompts: dict[str, list[str]], pretrained: dict[str, Any] | None = None) -> str:
+    """The backbone id or directory: the pretraining pipeline's model with ``from_pretraining``; with
+    ``build_random`` (demo, smoke), a random model built there first."""
+    unknown = sorted(set(model) - {"backbone", "build_random", "from_pretraining"})
+    if unknown:
+        raise TrainingConfigError(f"the model block has unknown keys {unknown}; allowed keys are ['backbone', 'build_random', 'from_pretraining'].")
+    if model.get("from_pretraining"):
+        path = (pretrained or {}).get("path")
+        if not path:
+            why = (pretrained or {}).get("reason") or "the pretraining pipeline has not run yet"
+            raise TrainingConfigError(f"model.from_pretraining is true but there is no pretrained model ({why}); run `kedro run --pipeline=pretraining` first, or set from_pretraining: false.")
+        logger.info("Fine-tuning from the pretrained model in %s", path)
+        return str(path)
     source = model.get("backbone")
     if not source:
         raise TrainingConfigError("the model's `backbone` parameter is empty; give a HuggingFace id or a local directory.")
