@@ -29,7 +29,7 @@ from kedro.framework.session import KedroSession
 # shared demo run, which is tracked). That tracking changes no catalog output is tested there too.
 os.environ.setdefault("HAR_KEDRO_TRACKING", "off")
 
-from har_kedro.config.models import MODELS  # not the pipelines: pytest-xdist's controller loads this file too
+from har_kedro.config.models import MODELS, PRETRAINING_TARGETS  # not the pipelines: pytest-xdist's controller loads this file too
 from tests.pipelines.conftest import make_project, runner_for
 from tests.pipelines.viz_server import VizServer, kedro_viz
 
@@ -40,6 +40,12 @@ from tests.pipelines.viz_server import VizServer, kedro_viz
 SHORT_RUN: dict = {
     "ingestion": {"source": {"demo": {"images_per_class": 24}}},
     **{model: {"training": {"epochs": 2}} for model in MODELS},
+    # A small captions corpus and two pretraining epochs: the models fine-tune from what pretraining saved,
+    # through the same pointer and folder as the demo's (what the miniatures learn is tested elsewhere).
+    "pretraining": {
+        "corpus": {"demo": {"images_per_class": 8}},
+        **{target: {"training": {"epochs": 2}} for target in PRETRAINING_TARGETS},
+    },
 }
 SHORT_RUN["aclip"]["training"]["aclip"] = {"speedup_repeats": 1, "speedup_batch_size": 16}
 # WiSE-FT's two ends and its middle (the demo's grid has 11 points; each is a val and a test pass).

@@ -69,7 +69,7 @@ class CaptionPretrainer(ImageClassifier):
         for key, value in tokens.items():
             self.register_buffer(f"_caption_{key}", value, persistent=False)
         self._caption_keys = tuple(tokens)
-        start, count, ids = (torch.as_tensor(np.asarray(a), dtype=torch.long) for a in caption_index)
+        start, count, ids = (torch.as_tensor(np.array(a, dtype=np.int64)) for a in caption_index)  # copies: the cache is read-only
         self.register_buffer("_start", start, persistent=False)
         self.register_buffer("_count", count, persistent=False)
         self.register_buffer("_ids", ids, persistent=False)
