@@ -38,7 +38,7 @@ from tests.pipelines.viz_server import VizServer, kedro_viz
 # learning curves have a line and not a point), and A-CLIP's step timing on one repeat of a
 # 16-image batch (measured and recorded like a real run, at a fraction of the default's cost).
 SHORT_RUN: dict = {
-    "ingestion": {"source": {"demo": {"images_per_class": 24}}},
+    "ingestion": {"source": {"demo": {"images_per_class": 24}}, "evaluation_sets": {"shifted": {"demo": {"images_per_class": 4}}}},
     **{model: {"training": {"epochs": 2}} for model in MODELS},
     # A small captions corpus and two pretraining epochs: the models fine-tune from what pretraining saved,
     # through the same pointer and folder as the demo's (what the miniatures learn is tested elsewhere).

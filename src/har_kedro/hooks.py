@@ -128,7 +128,7 @@ class InputVersionsHook:
 
 
 class TrackingHook:
-    """A child MLflow run per trained model inside kedro-mlflow's run of the ``kedro run`` (docs/tracking.md).
+    """A child MLflow run per trained model (and per pretraining target) inside kedro-mlflow's run of the ``kedro run`` (docs/tracking.md).
 
     Opened before a ``<model>.train_model`` node and closed after it, both ``trylast``: kedro-mlflow
     re-activates the parent run before every node (and logs the node's parameters there), so the child
@@ -165,7 +165,9 @@ class TrackingHook:
 
     @staticmethod
     def _model(node: Node) -> str | None:
-        return node.namespace if node.name.endswith(".train_model") and node.namespace else None
+        """The model (``clip``) or pretraining target (``pretraining.clip``) whose run this node is, if any."""
+        trains = node.name.endswith((".train_model", ".pretrain_backbone"))
+        return node.namespace if trains and node.namespace else None
 
     @hook_impl(trylast=True)
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
@@ -186,8 +188,12 @@ class TrackingHook:
         model = self._model(node)
         if model is None or run is None or self._open.pop(node.name, None) != run.info.run_id:
             return
-        predictions, history, run_info = (outputs[f"{model}.{kind}"] for kind in ("test_predictions", "history", "run_info"))
-        mlflow.log_metrics(final_metrics(predictions, history, run_info, outputs.get(f"{model}.seed_predictions")))
+        history, run_info = outputs[f"{model}.history"], outputs[f"{model}.run_info"]
+        if f"{model}.test_predictions" in outputs:
+            mlflow.log_metrics(final_metrics(outputs[f"{model}.test_predictions"], history, run_info, outputs.get(f"{model}.seed_predictions")))
+        else:  # a pretraining run: its val image-to-caption retrieval and cost
+            keys = ("best_val_retrieval", "val_retrieval_before", "total_train_seconds", "epochs_run", "truncated_captions")
+            mlflow.log_metrics({key: float(run_info[key]) for key in keys if isinstance(run_info.get(key), int | float)})
         mlflow.log_text(history.to_csv(index=False), "history.csv")
         mlflow.log_dict(run_info, "run_info.json")
         datasets = {name: catalog.get(name) for name in node.outputs}

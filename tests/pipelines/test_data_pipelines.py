@@ -35,6 +35,12 @@ def test_demo_ingestion_and_preprocessing(reported_project: ReportedProject, tmp
 
     # The demo's deliberately broken entries all land in the rejected table; nothing else does.
     expected = generate_demo_dataset(tmp_path / "reference", DemoSpec(**context.params["ingestion"]["source"]["demo"]))
+    # The shifted evaluation set (ingestion.evaluation_sets) is a split of its own, its ids prefixed with its name.
+    shifted = manifest[manifest["split"] == "shifted"]
+    per_class = context.params["ingestion"]["evaluation_sets"]["shifted"]["demo"]["images_per_class"]
+    assert len(shifted) == per_class * len(HAR_CLASSES) and shifted["image_id"].str.startswith("shifted/").all()
+    assert shifted.groupby("label").size().eq(per_class).all()
+    manifest = manifest[manifest["split"] != "shifted"]
     assert len(manifest) == expected.n_good
     assert len(rejected) == len(expected.broken)
     assert set(rejected["category"]) == {
@@ -54,6 +60,7 @@ def test_demo_ingestion_and_preprocessing(reported_project: ReportedProject, tmp
         assert cache.image_ids(split) == rows["image_id"].tolist()
         assert cache.labels(split).tolist() == rows["label_id"].tolist()
     assert cache.images("train").reshape(len(cache.images("train")), -1).std(axis=1).min() > 5  # real pixels
+    assert cache.image_ids("shifted") == shifted["image_id"].tolist()
     assert catalog.load("class_names") == list(HAR_CLASSES)
     prompts = catalog.load("class_prompts")
     assert prompts["using_laptop"][0] == "a photo of a person using a laptop."

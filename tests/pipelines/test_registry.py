@@ -4,7 +4,7 @@ from kedro.framework.cli.cli import KedroCLI
 from har_kedro.pipeline_registry import register_pipelines
 
 EXPECTED = {
-    "ingestion", "preprocessing", "train_clip", "train_aclip", "train_siglip", "reporting",
+    "ingestion", "preprocessing", "pretraining", "train_clip", "train_aclip", "train_siglip", "reporting",
     "inference_clip", "inference_aclip", "inference_siglip", "inference", "__default__",
 }
 

@@ -67,7 +67,7 @@ def _report_and_info(root: Path) -> dict[str, bytes]:
 # What a model's training writes and reporting reads (the OptionalDataset entries of the catalog).
 TRAINING_OUTPUTS = (
     "08_reporting/{model}/run_info.json", "07_model_output/{model}/history.csv", "07_model_output/{model}/test_predictions.parquet",
-    "07_model_output/{model}/seed_predictions.parquet",
+    "07_model_output/{model}/seed_predictions.parquet", "07_model_output/{model}/evaluation_predictions.parquet",
 )
 
 
@@ -86,7 +86,7 @@ def test_only_clip_trained_the_report_covers_clip_and_notes_the_others(clip_only
     assert info["models_included"] == ["clip"]
     assert set(info["models_left_out"]) == {"aclip", "siglip"}
     assert "kedro run --pipeline=train_siglip" in info["models_left_out"]["siglip"]
-    assert set(info["input_versions"]) == {"class_names", "image_cache", "clip.run_info", "clip.history", "clip.test_predictions", "clip.seed_predictions"}
+    assert set(info["input_versions"]) == {"class_names", "image_cache", "clip.run_info", "clip.history", "clip.test_predictions", "clip.seed_predictions", "clip.evaluation_predictions"}
 
     metrics = pd.read_parquet(io.BytesIO(clip_only_report["08_reporting/model_metrics.parquet"]))
     assert metrics["model"].tolist() == ["clip"]
@@ -127,6 +127,7 @@ def test_a_report_is_reproduced_byte_for_byte_from_its_recorded_input_versions(r
             f"{model}.history": f"07_model_output/{model}/history.csv",
             f"{model}.test_predictions": f"07_model_output/{model}/test_predictions.parquet",
             f"{model}.seed_predictions": f"07_model_output/{model}/seed_predictions.parquet",
+            f"{model}.evaluation_predictions": f"07_model_output/{model}/evaluation_predictions.parquet",
         }
     assert recorded == {name: _version_names(root, path)[-1] for name, path in expected_inputs.items()}
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from har_kedro.config.models import MODELS
+from har_kedro.config.models import MODELS, PRETRAINING_TARGETS
 from har_kedro.tracking import EpochMetricsLogger, final_metrics, flatten, mark_model_training, tracking_enabled
 from har_kedro.tracking.mlflow_runs import EPOCH_METRICS
 from tests.conftest import SHORT_RUN, ReportedProject, tracked
@@ -46,6 +46,13 @@ def test_the_demo_run_is_tracked_with_a_child_run_per_model(reported_project: Re
     assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert "comparison_report.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     context = reported_project.context()
+    for target in PRETRAINING_TARGETS:  # a child run per pretraining target, its curve and its retrieval score
+        (child,) = _children(runs, f"pretraining.{target}")
+        info = context.catalog.load(f"pretraining.{target}.run_info")
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.info.status == "FINISHED"
+        assert child.data.metrics["best_val_retrieval"] == pytest.approx(info["best_val_retrieval"])
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")] == list(range(1, info["epochs_run"] + 1))
+        assert child.data.params["training.loss"] == info["loss"]
     for model in MODELS:
         (child,) = _children(runs, model)
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.info.status == "FINISHED"
@@ -71,7 +78,7 @@ def test_the_demo_run_is_tracked_with_a_child_run_per_model(reported_project: Re
         assert {"history.csv", "run_info.json"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
         # the versions it wrote lead back to the catalog, and to the command that reproduces a report from them
         written = json.loads(child.data.tags["kedro.output_versions"])
-        assert set(written) == {f"{model}.{name}" for name in ("trained_model", "history", "test_predictions", "run_info", "seed_predictions", "seed_histories")}
+        assert set(written) == {f"{model}.{name}" for name in ("trained_model", "history", "test_predictions", "run_info", "seed_predictions", "seed_histories", "evaluation_predictions")}
         for name, version in written.items():
             assert (reported_project.root / context.catalog.get(name)._get_versioned_path(version)).exists(), (name, version)
         assert child.data.tags["kedro.reproduce_report"].startswith("kedro run --pipelines=reporting --load-versions=")

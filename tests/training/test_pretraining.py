@@ -105,6 +105,8 @@ def test_pretraining_refuses_fine_tuning_settings() -> None:
         pretraining_config(TrainConfig(loss="cross_entropy"), "pretraining.clip.training")
     with pytest.raises(TrainingConfigError, match="method is 'lora'"):
         pretraining_config(TrainConfig(method="lora", loss="contrastive"), "pretraining.clip.training")
+    with pytest.raises(TrainingConfigError, match="distributed.num_processes is 2"):
+        pretraining_config(TrainConfig.from_params({"method": "full", "loss": "contrastive", "device": "cpu", "distributed": {"num_processes": 2}}), "x")
     config = pretraining_config(TrainConfig(method="full", loss="sigmoid"), "x")
     assert config.train_text and config.wise_ft is None
 

@@ -36,8 +36,12 @@ def _evaluated_splits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_the_zero_shot_baseline_is_evaluated_on_val_and_test_by_default(tiny_backbones, image_cache, monkeypatch):
     seen = _evaluated_splits(monkeypatch)
     outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(), 0)
-    assert seen == [21, 15]  # val, then test
+    assert seen == [21]  # val; the test split is predicted once, for its accuracy and the per-image predictions
     assert set(outputs.run_info["zero_shot"]) == {"val_accuracy", "test_accuracy"}
+    evaluation = outputs.evaluation_predictions
+    zero_shot_test = (evaluation["zero_shot_pred"] == evaluation["label_id"]).mean()
+    assert set(evaluation["set"]) == {"test"} and outputs.run_info["zero_shot"]["test_accuracy"] == pytest.approx(zero_shot_test)
+    assert (evaluation["fine_tuned_pred"].to_numpy() == outputs.test_predictions["pred_id"].to_numpy()).all()
 
 
 def test_zero_shot_baseline_false_skips_both_passes_and_records_none(tiny_backbones, image_cache, monkeypatch):
@@ -54,7 +58,8 @@ def test_zero_shot_baseline_false_skips_both_passes_and_records_none(tiny_backbo
 def test_the_zero_shot_method_is_evaluated_whatever_the_baseline_setting(tiny_backbones, image_cache, monkeypatch):
     seen = _evaluated_splits(monkeypatch)
     outputs = run_training("clip", image_cache, HAR_CLASSES, PROMPTS, tiny_backbones["clip"], _config(method="zero_shot", zero_shot_baseline=False), 0)
-    assert seen == [21, 15]
+    assert seen == [21]  # val (test is predicted, not evaluated)
+    assert outputs.run_info["zero_shot"]["test_accuracy"] == pytest.approx(outputs.run_info["test_accuracy"])
     assert outputs.run_info["best_val_accuracy"] == outputs.run_info["zero_shot"]["val_accuracy"]
 
 

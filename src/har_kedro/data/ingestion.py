@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from har_kedro.data.errors import DataInputError
-from har_kedro.data.manifest import SplitSpec, build_manifest
+from har_kedro.data.manifest import REJECTED_COLUMNS, SplitSpec, build_manifest
 from har_kedro.data.near_duplicates import DEFAULT_MAX_DISTANCE, HASH_BITS
 from har_kedro.data.source_config import SourceConfig
-from har_kedro.data.sources import Collected, collect_image_folder, collect_kaggle, collect_parquet, read_class_names_file
+from har_kedro.data.sources import UNLABELLED, Collected, collect_image_folder, collect_kaggle, collect_parquet, read_class_names_file
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ def ingest(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[pd.Dat
         source_description=config.describe(),
         progress=bool(params.get("progress", True)),
     )
+    manifest, rejected = _with_evaluation_sets(manifest, rejected, params, class_names)
     if len(rejected):
         shown = "; ".join(f"{r.image_id}: {r.reason}" for r in rejected.head(5).itertuples())
         logger.warning("Rejected %d of %d images (see rejected_images): %s%s", len(rejected), len(manifest) + len(rejected), shown, " ..." if len(rejected) > 5 else "")
@@ -102,3 +105,57 @@ def summarise(manifest: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, Any]:
         "near_duplicate_groups": int((group_sizes > 1).sum()),
         "near_duplicate_images": int(group_sizes[group_sizes > 1].sum()),
     }
+
+
+# --------------------------------------------------------------------------- evaluation sets
+
+RESERVED_SPLITS = ("train", "val", "test", UNLABELLED)
+_SET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def evaluation_splits(splits: Sequence[str]) -> list[str]:
+    """The evaluation sets among a manifest's or a cache's splits: every split that is not train, val, test or unlabelled."""
+    return sorted(str(s) for s in set(splits) - set(RESERVED_SPLITS))
+
+
+def _check_set_name(name: object) -> str:
+    if not isinstance(name, str) or name in RESERVED_SPLITS or not _SET_NAME.match(name):
+        raise DataInputError(
+            f"ingestion.evaluation_sets has a set named {name!r}; name each set in lower case letters, digits and "
+            f"underscores (e.g. shifted), not one of {list(RESERVED_SPLITS)}."
+        )
+    return name
+
+
+def ingest_evaluation_set(name: str, source: Mapping[str, Any], params: Mapping[str, Any], class_names: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Manifest rows (split ``name``, ids ``<name>/<id>``) and rejected rows of one labelled evaluation set, in any layout."""
+    config = SourceConfig.from_params(source, where=f"ingestion.evaluation_sets.{name}")
+    collected = collect(config, class_names)
+    collected = Collected(
+        [dataclasses.replace(c, image_id=f"{name}/{c.image_id}", split=name) for c in collected.candidates if c.label is not None],
+        [dataclasses.replace(r, image_id=f"{name}/{r.image_id}") for r in collected.rejections],
+    )
+    return build_manifest(
+        collected, class_names, SplitSpec(fractions={}, seed=0, near_duplicate_distance=None),
+        max_pixels=int(params.get("max_image_pixels", 50_000_000)), num_workers=params.get("num_workers", "auto"),
+        source_description=f"ingestion.evaluation_sets.{name} ({config.describe()})", progress=bool(params.get("progress", True)), require_train=False,
+    )
+
+
+def _with_evaluation_sets(manifest: pd.DataFrame, rejected: pd.DataFrame, params: Mapping[str, Any], class_names: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``ingestion.evaluation_sets`` appended: each set's images under a split of its own. An image whose bytes are
+    also in the main set is rejected (``in_main_set``): a model may have trained on it."""
+    sets = params.get("evaluation_sets") or {}
+    if not isinstance(sets, Mapping):
+        raise DataInputError(f"ingestion.evaluation_sets must map set names to sources, got {type(sets).__name__}.")
+    frames, rejections = [manifest], [rejected]
+    seen = set(manifest["sha256"])
+    for name, source in sets.items():
+        rows, bad = ingest_evaluation_set(_check_set_name(name), source, params, class_names)
+        leaked = rows["sha256"].isin(seen)
+        if leaked.any():
+            bad = pd.concat([bad, rows[leaked].assign(category="in_main_set", reason="the same bytes are an image of the main set")[REJECTED_COLUMNS].astype("string")])
+        frames.append(rows[~leaked])
+        rejections.append(bad)
+        logger.info("Evaluation set %s: %d images kept, %d rejected", name, int((~leaked).sum()), len(bad))
+    return pd.concat(frames, ignore_index=True), pd.concat(rejections, ignore_index=True)

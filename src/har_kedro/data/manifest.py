@@ -57,8 +57,10 @@ def build_manifest(
     num_workers: int | str | None = "auto",
     source_description: str = "the configured source",
     progress: bool = True,
+    require_train: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Inspect, validate, de-duplicate and split; returns ``(manifest, rejected)``.
+    """Inspect, validate, de-duplicate and split; returns ``(manifest, rejected)``. ``require_train`` false:
+    a layout whose every image has a split of its own (an evaluation set) needs no training images.
 
     Raises:
         DataInputError: no usable labelled image at all, or a class too small to split.
@@ -91,7 +93,7 @@ def build_manifest(
             f"({len(rejections)} rejected: see the rejected table); fix the files or the source settings."
         )
     try:
-        manifest = _to_frame(kept, class_names, split, groups)
+        manifest = _to_frame(kept, class_names, split, groups, require_train)
     except ClassTooSmallError as exc:
         raise DataInputError(f"{exc} {_rejected_of_class(exc.class_name, collected, rejections)}") from None
     rejected = pd.DataFrame(
@@ -190,7 +192,7 @@ def _rejected_of_class(class_name: str, collected: Collected, rejections: Sequen
 
 
 def _to_frame(
-    kept: list[tuple[Candidate, ImageInfo]], class_names: Sequence[str], split: SplitSpec, groups: Mapping[str, str]
+    kept: list[tuple[Candidate, ImageInfo]], class_names: Sequence[str], split: SplitSpec, groups: Mapping[str, str], require_train: bool = True,
 ) -> pd.DataFrame:
     index = {name: i for i, name in enumerate(class_names)}
     to_split = [(c, i) for c, i in kept if c.label is not None and c.split is None]
@@ -201,7 +203,8 @@ def _to_frame(
         )
     else:
         assigned = []
-        _check_layout_splits(kept, class_names)
+        if require_train:
+            _check_layout_splits(kept, class_names)
     split_of = {c.image_id: s for (c, _), s in zip(to_split, assigned, strict=True)}
     rows = []
     for c, info in kept:

@@ -30,11 +30,11 @@ class SourceConfig:
     demo: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> SourceConfig:
-        values = known_keys(cls, params, "ingestion.source", DataInputError)
+    def from_params(cls, params: Mapping[str, Any], where: str = "ingestion.source") -> SourceConfig:
+        values = known_keys(cls, params, where, DataInputError)
         config = cls(**{k: (list(v) if isinstance(v, list | tuple) else v) for k, v in values.items()})
         if config.kind not in SOURCE_KINDS:
-            raise DataInputError(f"ingestion.source.kind is '{config.kind}'; use one of {list(SOURCE_KINDS)}.")
+            raise DataInputError(f"{where}.kind is '{config.kind}'; use one of {list(SOURCE_KINDS)}.")
         if isinstance(config.paths, str) or isinstance(config.unlabelled_paths, str):
             object.__setattr__(config, "paths", [config.paths] if isinstance(config.paths, str) else config.paths)
             object.__setattr__(

@@ -14,7 +14,7 @@ HuggingFace models with peft adapters (open_clip's WiSE-FT script works on its o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -52,6 +52,8 @@ class WiseFtCurve:
     test_accuracy: list[float]
     chosen_alpha: float
     applied: bool
+    # Top-1 at each α on every evaluation set (ingestion.evaluation_sets), by set name.
+    evaluation_accuracy: dict[str, list[float]] = field(default_factory=dict)
 
     def record(self) -> dict[str, object]:
         return asdict(self)
@@ -63,16 +65,18 @@ def wise_ft_curve(
     alphas: Sequence[float],
     accuracy: Callable[[str], float],
     apply: bool,
+    evaluation_sets: Sequence[str] = (),
 ) -> WiseFtCurve:
-    """Evaluate every α (``accuracy(split)`` scores ``model`` as it is loaded) and leave ``model`` at the chosen α
-    when ``apply``, else at its own fine-tuned weights."""
+    """Evaluate every α on val, test and ``evaluation_sets`` (``accuracy(split)`` scores ``model`` as it is loaded) and
+    leave ``model`` at the chosen α when ``apply``, else at its own fine-tuned weights."""
     fine_tuned = snapshot(model)
-    val, test = [], []
+    scores: dict[str, list[float]] = {split: [] for split in ("val", "test", *evaluation_sets)}
     for alpha in alphas:
         mix(model, zero_shot, fine_tuned, alpha)
-        val.append(accuracy("val"))
-        test.append(accuracy("test"))
+        for split, values in scores.items():
+            values.append(accuracy(split))
+    val, test = scores.pop("val"), scores.pop("test")
     best = max(val)
     chosen = max(a for a, v in zip(alphas, val, strict=True) if v == best)
     mix(model, zero_shot, fine_tuned, chosen if apply else 1.0)
-    return WiseFtCurve([float(a) for a in alphas], val, test, float(chosen), apply)
+    return WiseFtCurve([float(a) for a in alphas], val, test, float(chosen), apply, scores)

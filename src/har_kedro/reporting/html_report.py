@@ -22,6 +22,7 @@ from plotly.offline import get_plotlyjs
 from har_kedro.provenance import INPUT_VERSIONS_KEY, reproduce_command
 from har_kedro.reporting.markdown import test_images_phrase
 from har_kedro.reporting.mistakes import ConfusedPair, Mistake, confident_mistakes, confused_pairs
+from har_kedro.reporting.robustness import ROBUSTNESS_COLUMNS
 from har_kedro.reporting.runs import ModelRun
 from har_kedro.reporting.statistics import StatisticsSettings
 from har_kedro.reporting.tables import COMPARISON_COLUMNS, PER_CLASS_COLUMNS, UNCERTAINTY_COLUMNS, ZERO_SHOT_COLUMNS, Column, formatted_rows
@@ -210,6 +211,21 @@ def uncertainty_section(metrics: pd.DataFrame, pairwise: pd.DataFrame | None, se
     return "\n".join(parts)
 
 
+def robustness_section(table: pd.DataFrame | None, settings: StatisticsSettings) -> str:
+    """Zero-shot, fine-tuned and WiSE-FT top-1 on test and on every evaluation set (reporting/robustness.py)."""
+    heading = '<h2 id="shift">In distribution and under shift</h2>'
+    if table is None or table.empty:
+        return heading + '<p class="note">No evaluation predictions were saved (models trained before they existed).</p>'
+    level = f"{100 * settings.confidence:.0f}{chr(160)}%"
+    note = (
+        '<p class="note">Each model before training (zero-shot), after fine-tuning, and WiSE-FT (the weight mix chosen on val) '
+        f"on the test split and on every evaluation set (ingestion.evaluation_sets): top-1 averaged over seeds, with {_e(level)} "
+        "percentile-bootstrap intervals over the set's images. Sets other than test come from another distribution than "
+        "the training images.</p>"
+    )
+    return heading + note + html_table(ROBUSTNESS_COLUMNS, formatted_rows(table, ROBUSTNESS_COLUMNS), table_id="shift-table")
+
+
 def _left_out_section(left_out: Mapping[str, str]) -> str:
     if not left_out:
         return '<h2 id="left-out">Models left out</h2>\n<p class="note">None: every model had training outputs.</p>'
@@ -239,6 +255,7 @@ def build_html_report(
     thumbnails: Mapping[str, str] | None = None,
     pairwise: pd.DataFrame | None = None,
     statistics: StatisticsSettings = StatisticsSettings(),
+    robustness: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as one HTML string; ``figures`` holds the keys of :data:`FIGURE_SECTIONS`;
     ``thumbnails`` maps test image ids to ``data:`` URIs for the mistakes section (text only without);
@@ -251,7 +268,7 @@ def build_html_report(
     lead = f"Models compared: {included}." + (f" Left out: {', '.join(left_out)} (see below)." if left_out else "")
     nav = "".join(
         f'<a href="#{anchor}">{_e(label)}</a>'
-        for anchor, label in (("comparison", "Comparison"), ("uncertainty", "Uncertainty"), ("per-class-f1", "Per-class F1"), ("zero-shot", "Zero-shot baselines"),
+        for anchor, label in (("comparison", "Comparison"), ("uncertainty", "Uncertainty"), ("shift", "Under shift"), ("per-class-f1", "Per-class F1"), ("zero-shot", "Zero-shot baselines"),
                               ("figures", "Figures"), ("mistakes", "Mistakes"), ("models", "Models"), ("left-out", "Left out"),
                               ("inputs", "Input versions"))
     )
@@ -266,6 +283,7 @@ def build_html_report(
         "the seed mean and standard deviation are over every seed the model was trained with.</p>",
         html_table(COMPARISON_COLUMNS, formatted_rows(metrics, COMPARISON_COLUMNS), table_id="comparison-table"),
         uncertainty_section(metrics, pairwise, statistics),
+        robustness_section(robustness, statistics),
         '<h2 id="per-class-f1">Per-class F1</h2>',
         '<p class="note">Test F1 of every class for every model, side by side; the best of each row in bold.</p>',
         per_class_f1_table(per_class, runs),

@@ -23,6 +23,10 @@ from har_kedro.reporting.errors import ReportingInputError
 OUTPUT_KINDS: tuple[str, ...] = ("run_info", "history", "test_predictions")
 # Every seed's test predictions (training/seeds.py); a run from before seeds has none: its one seed is its predictions.
 SEED_KIND = "seed_predictions"
+# Every seed's zero-shot / fine-tuned / WiSE-FT predictions on test and the evaluation sets (reporting/robustness.py);
+# optional too: a run from before evaluation sets has none and gets no row in that table.
+EVALUATION_KIND = "evaluation_predictions"
+EVALUATION_COLUMNS = ("seed", "set", "image_id", "label_id", "zero_shot_pred", "fine_tuned_pred", "wise_ft_pred")
 
 REQUIRED_RUN_INFO_KEYS: tuple[str, ...] = (
     "model", "family", "backbone", "method", "loss", "device",
@@ -45,6 +49,7 @@ class ModelRun:
     history: pd.DataFrame
     predictions: pd.DataFrame
     seed_predictions: pd.DataFrame | None = None  # checked: every seed predicted exactly ``predictions``' images
+    evaluation: pd.DataFrame | None = None  # checked: its test rows are ``predictions``' images
 
     def labels(self) -> np.ndarray:
         return self.predictions["label_id"].to_numpy(dtype=np.int64)
@@ -189,6 +194,22 @@ def check_seed_predictions(model: str, frame: Any, info: dict[str, Any], predict
     return frame
 
 
+def check_evaluation(model: str, frame: Any, predictions: pd.DataFrame) -> pd.DataFrame | None:
+    """The evaluation predictions hold :data:`EVALUATION_COLUMNS` and, for test, the images of ``predictions``."""
+    if frame is None:
+        return None
+    name = dataset_name(model, EVALUATION_KIND)
+    missing = [c for c in EVALUATION_COLUMNS if not isinstance(frame, pd.DataFrame) or c not in frame.columns]
+    if missing:
+        raise ReportingInputError(f"{name} lacks the columns {missing}; re-run kedro run --pipeline=train_{model}.")
+    if set(frame.loc[frame["set"] == "test", "image_id"]) != set(predictions["image_id"]):
+        raise ReportingInputError(
+            f"{name} holds other test images than {dataset_name(model, 'test_predictions')}, so they come from different runs; "
+            f"load versions of both from the same run or re-run kedro run --pipeline=train_{model}."
+        )
+    return frame
+
+
 def _left_out_reason(model: str, missing: Sequence[str]) -> str:
     names = [dataset_name(model, kind) for kind in missing]
     if len(missing) == len(OUTPUT_KINDS):
@@ -218,7 +239,8 @@ def select_runs(class_names: Any, outputs: Mapping[str, Any], models: Sequence[s
         predictions = check_predictions(model, present["test_predictions"], classes)
         check_same_run(model, info, predictions)
         seeds = check_seed_predictions(model, outputs.get(dataset_name(model, SEED_KIND)), info, predictions)
-        runs.append(ModelRun(model, info, history, predictions, seeds))
+        evaluation = check_evaluation(model, outputs.get(dataset_name(model, EVALUATION_KIND)), predictions)
+        runs.append(ModelRun(model, info, history, predictions, seeds, evaluation))
     if not runs:
         raise ReportingInputError(
             f"no model has training outputs yet ({', '.join(models)}), so there is nothing to report; "

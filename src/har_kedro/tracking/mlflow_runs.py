@@ -23,8 +23,8 @@ MODEL_TAG = "har_kedro.model"
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 # The columns of a history row that are per-epoch metrics (the others say which stage and epoch).
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second", "peak_memory_mb")
-# The fine-tuning stage's metrics keep their plain names; another stage's (lp_ft's linear probe) are prefixed.
-MAIN_STAGES = ("fine_tune", "train")
+# The fine-tuning (and pretraining) stage's metrics keep their plain names; another stage's (lp_ft's linear probe) are prefixed.
+MAIN_STAGES = ("fine_tune", "train", "pretrain")
 # Columns of the report's table that are scores on the test set (logged as test_<name>), and the numeric
 # ones that are settings rather than results (already logged as parameters).
 TEST_SCORES = (

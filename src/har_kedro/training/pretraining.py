@@ -52,6 +52,7 @@ def pretraining_config(config: TrainConfig, where: str) -> TrainConfig:
         (config.loss not in PRETRAIN_LOSSES, f"loss is '{config.loss}'; pretraining uses {' or '.join(PRETRAIN_LOSSES)} (CLIP's InfoNCE or SigLIP's sigmoid loss)"),
         (config.method != "full", f"method is '{config.method}'; pretraining trains every weight of both towers: set method: full"),
         (config.aclip is not None or config.unfreeze is not None, "aclip and unfreeze are fine-tuning settings: set them to null"),
+        (config.distributed.enabled, f"distributed.num_processes is {config.distributed.num_processes}; pretraining runs in one process for now: set it to 1"),
     ]
     for failed, message in problems:
         if failed:

@@ -24,6 +24,7 @@ import torch
 from har_kedro.config.model_spec import TrainedModel
 from har_kedro.config.training import FINE_TUNE_METHODS, TrainConfig
 from har_kedro.data.image_cache import ImageCache
+from har_kedro.data.ingestion import evaluation_splits
 from har_kedro.models.aclip import AclipClassifier, measure_step_speedup
 from har_kedro.models.augment import prepare_eval_batch
 from har_kedro.models.backbones import image_features, load_backbone
@@ -33,7 +34,7 @@ from har_kedro.models.device import autocast, autocast_dtype, memory_kind, selec
 from har_kedro.models.factory import trained_model
 from har_kedro.models.methods import count_parameters, set_trainable
 from har_kedro.models.predict import predict_logits
-from har_kedro.models.wise_ft import snapshot, wise_ft_curve
+from har_kedro.models.wise_ft import mix, snapshot, wise_ft_curve
 from har_kedro.training.fast_path import training_classifier
 from har_kedro.training.fingerprint import weights_fingerprint
 from har_kedro.training.launch import fit_in_processes
@@ -49,12 +50,18 @@ HISTORY_COLUMNS = [
 ]
 
 
+EVALUATION_COLUMNS = ["set", "image_id", "label_id", "zero_shot_pred", "fine_tuned_pred", "wise_ft_pred"]
+
+
 @dataclass
 class TrainingOutputs:
     trained_model: TrainedModel
     history: pd.DataFrame
     test_predictions: pd.DataFrame
     run_info: dict[str, Any]
+    # Per image of test and of every evaluation set: the zero-shot, fine-tuned and WiSE-FT (chosen α) prediction
+    # (-1 where that model was not scored); the report's "in distribution and under shift" table.
+    evaluation_predictions: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=EVALUATION_COLUMNS))
 
 
 @torch.no_grad()
@@ -140,15 +147,18 @@ def _library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "kedro": kedro.__version__}
 
 
-def _zero_shot(model: ImageClassifier, run: RunInputs, model_name: str) -> dict[str, float] | None:
-    """The untrained head's val and test accuracy; None when ``zero_shot_baseline`` turns it off."""
+def _zero_shot(model: ImageClassifier, run: RunInputs, model_name: str, sets: Sequence[str]) -> tuple[dict[str, float] | None, dict[str, np.ndarray]]:
+    """The untrained head's accuracy on val, test and the evaluation sets, and its test and evaluation-set
+    predictions; (None, {}) when ``zero_shot_baseline`` turns it off."""
     config = run.config
     if not config.zero_shot_baseline and config.method != "zero_shot":
         logger.info("%s zero-shot baseline skipped (zero_shot_baseline: false).", model_name)
-        return None
-    scores = {f"{s}_accuracy": evaluate(model, run.split(s), config.eval_batch_size, run.device, config.amp)["accuracy"] for s in ("val", "test")}
+        return None, {}
+    predicted = _predicted(model, run, ["test", *sets])
+    scores = {"val_accuracy": evaluate(model, run.split("val"), config.eval_batch_size, run.device, config.amp)["accuracy"]}
+    scores |= {f"{s}_accuracy": top1(predicted[s], run.cache.labels(s)) for s in ("test", *sets)}
     logger.info("%s zero-shot: val %.3f, test %.3f", model_name, scores["val_accuracy"], scores["test_accuracy"])
-    return scores
+    return scores, predicted
 
 
 def _outcome(results: list[FitResult], history: list[dict[str, Any]], zero_shot: dict[str, float] | None) -> dict[str, Any]:
@@ -181,22 +191,55 @@ def _calibration(model: ImageClassifier, run: RunInputs) -> dict[str, float] | N
     return calibration_record(val_logits, run.cache.labels("val"))
 
 
-def _wise_ft(model: ImageClassifier, run: RunInputs, zero_shot_weights: dict[str, torch.Tensor] | None) -> dict[str, Any] | None:
-    """WiSE-FT's val and test accuracy over the α grid (models/wise_ft.py); the model is left at the chosen α
-    when ``wise_ft.apply``, else at its fine-tuned weights. None when off or nothing was trained."""
+def _wise_ft(
+    model: ImageClassifier, run: RunInputs, zero_shot_weights: dict[str, torch.Tensor] | None, sets: Sequence[str],
+) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
+    """WiSE-FT's val, test and evaluation-set accuracy over the α grid (models/wise_ft.py) and the predictions at the
+    chosen α on test and the evaluation sets; the model is left at the chosen α when ``wise_ft.apply``, else at its
+    fine-tuned weights. (None, {}) when off or nothing was trained."""
     settings, config = run.config.wise_ft, run.config
     if settings is None or zero_shot_weights is None:
-        return None
+        return None, {}
 
     def accuracy(split: str) -> float:
         return evaluate(model, run.split(split), config.eval_batch_size, run.device, config.amp)["accuracy"]
 
-    curve = wise_ft_curve(model, zero_shot_weights, settings.alphas, accuracy, settings.apply)
+    fine_tuned = snapshot(model)
+    curve = wise_ft_curve(model, zero_shot_weights, settings.alphas, accuracy, settings.apply, sets)
+    mix(model, zero_shot_weights, fine_tuned, curve.chosen_alpha)
+    predicted = _predicted(model, run, ["test", *sets])
+    mix(model, zero_shot_weights, fine_tuned, curve.chosen_alpha if settings.apply else 1.0)
     logger.info(
         "WiSE-FT: val accuracy %s over alpha %s; chosen alpha %.2f%s", [round(v, 3) for v in curve.val_accuracy],
         curve.alphas, curve.chosen_alpha, " (applied)" if settings.apply else " (not applied: wise_ft.apply is false)",
     )
-    return curve.record()
+    return curve.record(), predicted
+
+
+def top1(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 as :func:`~har_kedro.training.loop.evaluate` computes it (a float32 mean), so the two agree exactly."""
+    if not len(predicted):
+        return float("nan")
+    return float((torch.from_numpy(np.asarray(predicted)) == torch.from_numpy(np.asarray(labels, dtype=np.int64))).float().mean())
+
+
+def _predicted(model: ImageClassifier, run: RunInputs, splits: Sequence[str]) -> dict[str, np.ndarray]:
+    """The predicted class of every image of ``splits``, by split."""
+    config = run.config
+    return {s: predict_logits(model, run.cache.images(s), config.eval_batch_size, run.device, config.amp).argmax(dim=1).numpy() for s in splits}
+
+
+def evaluation_frame(cache: ImageCache, splits: Sequence[str], zero_shot: dict[str, np.ndarray], fine_tuned: dict[str, np.ndarray], wise: dict[str, np.ndarray]) -> pd.DataFrame:
+    """:data:`EVALUATION_COLUMNS`: one row per image of ``splits``; -1 where a model was not scored."""
+    frames = []
+    for split in splits:
+        labels = cache.labels(split)
+        missing = np.full(len(labels), -1, dtype=np.int64)
+        frames.append(pd.DataFrame({
+            "set": split, "image_id": cache.image_ids(split), "label_id": labels.astype(np.int64),
+            "zero_shot_pred": zero_shot.get(split, missing), "fine_tuned_pred": fine_tuned.get(split, missing), "wise_ft_pred": wise.get(split, missing),
+        }))
+    return pd.concat(frames, ignore_index=True)[EVALUATION_COLUMNS] if frames else pd.DataFrame(columns=EVALUATION_COLUMNS)
 
 
 def stage_seconds(results: list[FitResult]) -> dict[str, float]:
@@ -246,22 +289,30 @@ def run_training(
     identity = {"backbone": backbone_source, "backbone_weights": weights_fingerprint(backbone.model), "image_cache": cache.stored.fingerprint}
     run = RunInputs(cache, class_names, class_prompts, backbone_source, config, seed, config.image_size or cache.image_size, device, checkpoint_dir, identity, on_epoch_end)
     model = training_classifier(backbone, class_names, class_prompts, config, device, run.image_size)
-    zero_shot = _zero_shot(model, run, model_name)
+    sets = evaluation_splits(cache.splits)
+    zero_shot, zero_shot_predicted = _zero_shot(model, run, model_name, sets)
     zero_shot_weights = snapshot(model) if config.wise_ft is not None and config.method != "zero_shot" else None
     results = train_stages(model, run)
     history = [row for result in results for row in result.history]
+    # The fine-tuned model's predictions; its test ones come from the final test pass below unless WiSE-FT's mix replaces it.
+    moved = bool(results) and config.wise_ft is not None and config.wise_ft.apply
+    fine_tuned_predicted = _predicted(model, run, [*sets, *(["test"] if moved else [])]) if results else dict(zero_shot_predicted)
     aclip_info = _aclip_report(model, run) if isinstance(model, AclipClassifier) and results else None
-    wise_ft = _wise_ft(model, run, zero_shot_weights if results else None)
+    wise_ft, wise_predicted = _wise_ft(model, run, zero_shot_weights if results else None, sets)
     logits = predict_logits(model, cache.images("test"), config.eval_batch_size, device, config.amp)
+    if not moved and len(logits):
+        fine_tuned_predicted["test"] = logits.argmax(dim=1).numpy()
     test_predictions = predictions_frame(logits, cache.labels("test"), cache.image_ids("test"), class_names)
     test_accuracy = float(test_predictions["correct"].mean()) if len(test_predictions) else float("nan")
     run_info = _run_info(model_name, model, run, test_accuracy) | _outcome(results, history, zero_shot) | {"zero_shot": zero_shot}
     run_info["calibration"] = _calibration(model, run)
     run_info["wise_ft"] = wise_ft
+    run_info["evaluation_sets"] = {s: top1(fine_tuned_predicted[s], cache.labels(s)) for s in sets}
     if aclip_info is not None:
         run_info["aclip"] = aclip_info
     trained = trained_model(model, backbone_source, config, class_names, class_prompts, run.image_size)
-    return TrainingOutputs(trained, pd.DataFrame(history, columns=HISTORY_COLUMNS), test_predictions, run_info)
+    evaluation = evaluation_frame(cache, ["test", *sets], zero_shot_predicted, fine_tuned_predicted, wise_predicted)
+    return TrainingOutputs(trained, pd.DataFrame(history, columns=HISTORY_COLUMNS), test_predictions, run_info, evaluation)
 
 
 def predictions_frame(logits: torch.Tensor, labels: np.ndarray, image_ids: Sequence[str], class_names: Sequence[str]) -> pd.DataFrame:

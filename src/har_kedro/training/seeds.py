@@ -30,6 +30,7 @@ class SeedRuns:
     selected: TrainingOutputs  # the deployed seed's outputs, its run_info with every seed's summary
     seed_predictions: pd.DataFrame  # every seed's test predictions, a ``seed`` column first
     seed_histories: pd.DataFrame  # every seed's history, a ``seed`` column first
+    evaluation_predictions: pd.DataFrame  # every seed's zero-shot / fine-tuned / WiSE-FT predictions on test and the evaluation sets
 
 
 def _with_seed(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -45,13 +46,14 @@ def _summary(run_info: dict[str, Any]) -> dict[str, Any]:
 def train_seeds(seeds: Sequence[int], train_one: Callable[[int], TrainingOutputs]) -> SeedRuns:
     """``train_one(seed)`` for every seed, in order; the best val accuracy is deployed (ties: the earlier seed)."""
     selected: TrainingOutputs | None = None
-    predictions, histories, summaries = [], [], []
+    predictions, histories, evaluations, summaries = [], [], [], []
     for index, seed in enumerate(seeds, start=1):
         if len(seeds) > 1:
             logger.info("Seed %d (%d of %d)", seed, index, len(seeds))
         outputs = train_one(seed)
         predictions.append(_with_seed(outputs.test_predictions, seed))
         histories.append(_with_seed(outputs.history, seed))
+        evaluations.append(_with_seed(outputs.evaluation_predictions, seed))
         summaries.append(_summary(outputs.run_info))
         if selected is None or outputs.run_info["best_val_accuracy"] > selected.run_info["best_val_accuracy"]:
             selected = outputs
@@ -61,4 +63,4 @@ def train_seeds(seeds: Sequence[int], train_one: Callable[[int], TrainingOutputs
     selected.run_info["selected_seed"] = selected.run_info["seed"]
     if len(seeds) > 1:
         logger.info("Deployed seed %d: the best val accuracy (%.4f) of seeds %s", selected.run_info["seed"], selected.run_info["best_val_accuracy"], list(seeds))
-    return SeedRuns(selected, pd.concat(predictions, ignore_index=True), pd.concat(histories, ignore_index=True))
+    return SeedRuns(selected, pd.concat(predictions, ignore_index=True), pd.concat(histories, ignore_index=True), pd.concat(evaluations, ignore_index=True))

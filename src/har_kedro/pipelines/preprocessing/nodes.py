@@ -8,6 +8,7 @@ import pandas as pd
 
 from har_kedro.data.errors import DataInputError
 from har_kedro.data.image_cache import CacheSettings, plan_image_cache
+from har_kedro.data.ingestion import evaluation_splits
 from har_kedro.data.prompts import DEFAULT_TEMPLATES, build_class_prompts
 from har_kedro.datasets.array_store import ArrayBundle
 
@@ -28,7 +29,8 @@ def build_image_cache(manifest: pd.DataFrame, class_names: list[str], params: di
     settings = CacheSettings(
         image_size=params.get("image_size", 224),
         resample=params.get("resample", "bilinear"),
-        splits=tuple(params.get("splits", ("train", "val", "test"))),
+        # The evaluation sets ingestion added (ingestion.evaluation_sets) are cached too, each as a split.
+        splits=tuple(params.get("splits", ("train", "val", "test"))) + tuple(evaluation_splits(manifest["split"].unique())),
         num_workers=params.get("num_workers", "auto"),
         progress=bool(params.get("progress", True)),
     )

@@ -25,11 +25,11 @@ NO_CORPUS = "pretraining.corpus is null: there are no captions to pretrain on"
 _EMPTY_CACHE = "no-corpus"
 
 
-def prepare_corpus(corpus: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The validated captions source; ``kind: demo`` writes the generated corpus first and reads it as CSV."""
+def prepare_corpus(corpus: dict[str, Any] | None) -> dict[str, Any]:
+    """The validated captions source (empty without one); ``kind: demo`` writes the generated corpus first and reads it as CSV."""
     if corpus is None:
         logger.info("%s; every model trains from its own `backbone` (set pretraining.corpus to pretrain, docs/training.md).", NO_CORPUS)
-        return None
+        return {}
     if not isinstance(corpus, dict):
         raise DataInputError(f"pretraining.corpus must be a mapping (kind, path, ...) or null, got {type(corpus).__name__}.")
     if corpus.get("kind") == "demo":
@@ -42,9 +42,9 @@ def prepare_corpus(corpus: dict[str, Any] | None) -> dict[str, Any] | None:
     return dataclasses.asdict(CaptionSource.from_params(corpus))
 
 
-def ingest_captions(corpus: dict[str, Any] | None, cache: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The (image, caption) pairs and the rejected rows, each with a reason."""
-    if corpus is None:
+def ingest_captions(corpus: dict[str, Any], cache: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (image, caption) pairs and the rejected rows, each with a reason (none without a corpus)."""
+    if not corpus:
         return pd.DataFrame(columns=CAPTION_COLUMNS), pd.DataFrame(columns=REJECTED_CAPTION_COLUMNS)
     pairs, rejected = read_captions(CaptionSource(**corpus), cache.get("num_workers", "auto"), bool(cache.get("progress", True)))
     logger.info("Captions: %d pairs over %d images kept, %d rows rejected%s", len(pairs), pairs["image_id"].nunique(), len(rejected), _reasons(rejected))

@@ -23,6 +23,7 @@ from har_kedro.reporting.html_report import build_html_report
 from har_kedro.reporting.markdown import metrics_markdown
 from har_kedro.reporting.metrics import model_metrics_table, pairwise_table, per_class_table
 from har_kedro.reporting.mistakes import shown_images, thumbnails
+from har_kedro.reporting.robustness import robustness_table
 from har_kedro.reporting.runs import RunSelection, select_runs
 from har_kedro.reporting.statistics import StatisticsSettings
 from har_kedro.reporting.summary import report_info, report_summary
@@ -39,13 +40,17 @@ def collect_model_runs(class_names: list[str], image_cache: StoredArrays, **mode
     return selection, report_info(selection)
 
 
-def compute_metrics(selection: RunSelection, class_names: list[str], statistics: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The comparison table (with intervals and calibration), the per-class table and the pairwise tests."""
+def compute_metrics(
+    selection: RunSelection, class_names: list[str], statistics: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The comparison table (with intervals and calibration), the per-class table, the pairwise tests, and
+    zero-shot / fine-tuned / WiSE-FT accuracy in distribution and on every evaluation set."""
     settings = StatisticsSettings.from_params(statistics)
     return (
         model_metrics_table(selection.runs, class_names, settings),
         per_class_table(selection.runs, class_names),
         pairwise_table(selection.runs, settings),
+        robustness_table(selection.runs, settings),
     )
 
 
@@ -73,6 +78,7 @@ def write_html_report(
     model_metrics: pd.DataFrame,
     per_class_metrics: pd.DataFrame,
     pairwise_comparisons: pd.DataFrame,
+    robustness_metrics: pd.DataFrame,
     report_info: dict[str, Any],
     statistics: dict[str, Any],
     confusion_matrices: go.Figure,
@@ -92,5 +98,5 @@ def write_html_report(
     }
     return build_html_report(
         model_metrics, per_class_metrics, selection.runs, report_info, figures, thumbnails=selection.thumbnails,
-        pairwise=pairwise_comparisons, statistics=StatisticsSettings.from_params(statistics),
+        pairwise=pairwise_comparisons, statistics=StatisticsSettings.from_params(statistics), robustness=robustness_metrics,
     )

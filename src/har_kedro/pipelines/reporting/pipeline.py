@@ -20,13 +20,13 @@ from har_kedro.pipelines.reporting.nodes import (
     write_html_report,
 )
 from har_kedro.pipelines.training import MODELS
-from har_kedro.reporting.runs import OUTPUT_KINDS, SEED_KIND, dataset_name
+from har_kedro.reporting.runs import EVALUATION_KIND, OUTPUT_KINDS, SEED_KIND, dataset_name
 
 FIGURES = ("confusion_matrices_plot", "learning_curves_plot", "accuracy_vs_parameters_plot", "accuracy_vs_epoch_time_plot", "wise_ft_plot", "reliability_plot")
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    model_outputs = {dataset_name(m, kind): dataset_name(m, kind) for m in MODELS for kind in (*OUTPUT_KINDS, SEED_KIND)}
+    model_outputs = {dataset_name(m, kind): dataset_name(m, kind) for m in MODELS for kind in (*OUTPUT_KINDS, SEED_KIND, EVALUATION_KIND)}
     with warnings.catch_warnings():
         # Reading `clip.run_info` from outside the `clip` namespace is the point here (one DAG);
         # Kedro's generic advice against dotted names does not apply.
@@ -43,14 +43,14 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             Node(
                 compute_metrics,
                 ["model_runs", "class_names", "params:reporting.statistics"],
-                ["model_metrics", "per_class_metrics", "pairwise_comparisons"],
+                ["model_metrics", "per_class_metrics", "pairwise_comparisons", "robustness_metrics"],
                 name="compute_metrics",
             ),
             Node(draw_figures, ["model_runs", "class_names", "model_metrics", "params:reporting.statistics"], list(FIGURES), name="draw_figures"),
             Node(summarise, ["model_metrics", "pairwise_comparisons", "report_info"], ["model_metrics_markdown", "report_summary"], name="summarise"),
             Node(
                 write_html_report,
-                ["model_runs", "model_metrics", "per_class_metrics", "pairwise_comparisons", "report_info", "params:reporting.statistics", *FIGURES],
+                ["model_runs", "model_metrics", "per_class_metrics", "pairwise_comparisons", "robustness_metrics", "report_info", "params:reporting.statistics", *FIGURES],
                 "comparison_report",
                 name="write_html_report",
             ),

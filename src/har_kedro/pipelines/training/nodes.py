@@ -57,9 +57,10 @@ def train_model(
     training: dict[str, Any],
     seeds: list[int],
     model_name: str = "model",
-) -> tuple[TrainedModel, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame, pd.DataFrame]:
+) -> tuple[TrainedModel, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Train once per seed (training/seeds.py): the deployed seed's model, history, test predictions and
-    run info, then every seed's test predictions and history."""
+    run info, then every seed's test predictions, history, and zero-shot / fine-tuned / WiSE-FT predictions
+    on test and the evaluation sets."""
     config = TrainConfig.from_params(training, where=f"{model_name}.training")
     seed_list = parse_seeds(seeds)
     cache = ImageCache(image_cache)
@@ -72,4 +73,4 @@ def train_model(
 
     runs = train_seeds(seed_list, train_one)
     chosen = runs.selected
-    return chosen.trained_model, chosen.history, chosen.test_predictions, chosen.run_info, runs.seed_predictions, runs.seed_histories
+    return chosen.trained_model, chosen.history, chosen.test_predictions, chosen.run_info, runs.seed_predictions, runs.seed_histories, runs.evaluation_predictions

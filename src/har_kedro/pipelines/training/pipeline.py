@@ -25,7 +25,7 @@ def create_pipeline(model: str = "clip", **kwargs: object) -> Pipeline:
             Node(
                 train,
                 ["image_cache", "class_names", "class_prompts", "checkpoints", "backbone_source", "params:training", "params:seeds"],
-                ["trained_model", "history", "test_predictions", "run_info", "seed_predictions", "seed_histories"],
+                ["trained_model", "history", "test_predictions", "run_info", "seed_predictions", "seed_histories", "evaluation_predictions"],
                 name="train_model",
             ),
         ],
