@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from kedro.io.core import Version
 from PIL import Image
 
+from har_kedro.config.distributed import DistributedSettings
 from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.caption_cache import CaptionCache, CaptionCacheSettings, plan_caption_cache
 from har_kedro.data.captions import CaptionSource, read_captions
@@ -105,8 +106,6 @@ def test_pretraining_refuses_fine_tuning_settings() -> None:
         pretraining_config(TrainConfig(loss="cross_entropy"), "pretraining.clip.training")
     with pytest.raises(TrainingConfigError, match="method is 'lora'"):
         pretraining_config(TrainConfig(method="lora", loss="contrastive"), "pretraining.clip.training")
-    with pytest.raises(TrainingConfigError, match="distributed.num_processes is 2"):
-        pretraining_config(TrainConfig.from_params({"method": "full", "loss": "contrastive", "device": "cpu", "distributed": {"num_processes": 2}}), "x")
     config = pretraining_config(TrainConfig(method="full", loss="sigmoid"), "x")
     assert config.train_text and config.wise_ft is None
 
@@ -121,3 +120,12 @@ def test_the_store_record_is_complete(pretrained) -> None:
     store, (pointer, _, _) = pretrained
     record = json.loads((store / pointer["key"] / "pretraining.json").read_text(encoding="utf-8"))
     assert record["run_info"]["best_epoch"] >= 1 and len(record["history"]) == CONFIG.epochs
+
+
+def test_pretraining_in_two_processes_learns_too(tmp_path, corpus: CaptionCache, tiny: str) -> None:
+    """The launcher of fine-tuning (training/launch.py) starts two gloo processes that gather the whole batch for the loss."""
+    two = pretraining_config(dataclasses.replace(CONFIG, distributed=DistributedSettings(num_processes=2)), "t")
+    pointer, history, info = pretrain_into_store(tmp_path / "store", "pretraining.clip", corpus, tiny, two, 0, tmp_path / "checkpoints")
+    assert info["processes"] == 2 and len(history) == CONFIG.epochs
+    assert info["best_val_retrieval"] >= info["val_retrieval_before"] + 0.25, info
+    assert load_backbone(pointer["path"]).family == "clip"

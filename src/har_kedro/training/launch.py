@@ -66,13 +66,20 @@ class WorkerJob:
     head_state: dict[str, torch.Tensor]
     result_dir: Path
     log_level: int = logging.INFO
+    # What the worker trains: None = the run's classifier (training_classifier); pretraining passes its own
+    # module-level builder (picklable by name), so one launcher serves both.
+    builder: Callable[[RunInputs, torch.device], torch.nn.Module] | None = None
+    stage: str = "fine_tune"
 
 
 # --------------------------------------------------------------------------- the Kedro side
 
 
-def fit_in_processes(model: torch.nn.Module, run: RunInputs) -> FitResult:
-    """Fine-tune in ``distributed.num_processes`` processes; ``model`` ends with the best epoch's weights, as after ``fit()``."""
+def fit_in_processes(
+    model: torch.nn.Module, run: RunInputs, builder: Callable[[RunInputs, torch.device], torch.nn.Module] | None = None, stage: str = "fine_tune",
+) -> FitResult:
+    """Train in ``distributed.num_processes`` processes; ``model`` ends with the best epoch's weights, as after ``fit()``.
+    Each worker builds ``model`` again with ``builder(run, device)`` (default: the run's classifier)."""
     settings, device = run.config.distributed, run.device
     _check_can_launch(settings, device)
     port = settings.main_process_port or _free_port(settings.main_process_ip)
@@ -84,7 +91,7 @@ def fit_in_processes(model: torch.nn.Module, run: RunInputs) -> FitResult:
         torch.cuda.empty_cache()
     scratch = Path(tempfile.mkdtemp(prefix="har_kedro_processes_"))
     try:
-        job = WorkerJob(_portable(run), head_state, scratch / "result", logging.getLogger("har_kedro").getEffectiveLevel())
+        job = WorkerJob(_portable(run), head_state, scratch / "result", logging.getLogger("har_kedro").getEffectiveLevel(), builder, stage)
         logger.info(
             "Training in %d processes (%d on this machine, machine %d of %d, %s backend, rendezvous %s:%d)",
             settings.num_processes, settings.processes_per_machine, settings.machine_rank, settings.num_machines,
@@ -238,7 +245,7 @@ def train_worker(job: WorkerJob) -> None:
     seed_everything(ranks.seed(run.seed))
     result = fit(
         model, run.split("train"), run.split("val"), run.config, device, run.seed, run.checkpoint_dir,
-        stage="fine_tune", ranks=ranks, inputs=run.identity, on_epoch_end=run.on_epoch_end if ranks.is_main else None,
+        stage=job.stage, ranks=ranks, inputs=run.identity, on_epoch_end=run.on_epoch_end if ranks.is_main else None,
     )
     extra_state = getattr(model, "extra_state", None)
     if accelerator.is_local_main_process:
@@ -256,7 +263,10 @@ def _worker_model(job: WorkerJob, device: torch.device) -> torch.nn.Module:
     """The same classifier as the Kedro process's, from the same seed, with its (possibly probed) head."""
     run = job.run
     seed_everything(run.seed)
-    model = training_classifier(load_backbone(run.backbone_source), run.class_names, run.class_prompts, run.config, device, run.image_size)
+    if job.builder is not None:
+        model = job.builder(run, device)
+    else:
+        model = training_classifier(load_backbone(run.backbone_source), run.class_names, run.class_prompts, run.config, device, run.image_size)
     with torch.no_grad():
         params = dict(model.named_parameters())
         for name, value in job.head_state.items():

@@ -30,8 +30,11 @@ from har_kedro.models.device import memory_kind, select_device
 from har_kedro.models.methods import count_parameters, set_trainable
 from har_kedro.models.pretrain import PRETRAIN_LOSSES, CaptionPretrainer
 from har_kedro.training.fast_path import apply_speed_settings
+from har_kedro.data.image_cache import ImageCache
 from har_kedro.training.fingerprint import RESUME_FREE, weights_fingerprint
+from har_kedro.training.launch import fit_in_processes
 from har_kedro.training.loop import FitResult, Split, evaluate, fit
+from har_kedro.training.run_inputs import RunInputs
 from har_kedro.training.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,6 @@ def pretraining_config(config: TrainConfig, where: str) -> TrainConfig:
         (config.loss not in PRETRAIN_LOSSES, f"loss is '{config.loss}'; pretraining uses {' or '.join(PRETRAIN_LOSSES)} (CLIP's InfoNCE or SigLIP's sigmoid loss)"),
         (config.method != "full", f"method is '{config.method}'; pretraining trains every weight of both towers: set method: full"),
         (config.aclip is not None or config.unfreeze is not None, "aclip and unfreeze are fine-tuning settings: set them to null"),
-        (config.distributed.enabled, f"distributed.num_processes is {config.distributed.num_processes}; pretraining runs in one process for now: set it to 1"),
     ]
     for failed, message in problems:
         if failed:
@@ -76,6 +78,23 @@ def build_pretrainer(backbone: Backbone, cache: CaptionCache, config: TrainConfi
     return apply_speed_settings(model.to(device), config, device)
 
 
+def pretrainer_for_run(run: RunInputs, device: torch.device) -> CaptionPretrainer:
+    """A worker process's pretrainer (training/launch.py): the same module, from the run's backbone and caption cache."""
+    seed_everything(run.seed)
+    return build_pretrainer(load_backbone(run.backbone_source), CaptionCache(run.cache.stored), run.config, device)
+
+
+def _fit(model: CaptionPretrainer, cache: CaptionCache, source: str, config: TrainConfig, seed: int, device: torch.device,
+         checkpoint_dir: Path | None, identity: dict[str, str], on_epoch_end: Callable[[int, dict[str, Any]], None] | None) -> FitResult:
+    """``fit`` here, or in ``distributed.num_processes`` processes (each gathers the whole batch's embeddings for the loss)."""
+    if config.distributed.enabled:
+        # RunInputs reads a cache by split name; the caption cache's train/val arrays have the image cache's names.
+        run = RunInputs(ImageCache(cache.stored), [], {}, source, config, seed, model.image_size, device, checkpoint_dir, identity, on_epoch_end)
+        return fit_in_processes(model, run, builder=pretrainer_for_run, stage=STAGE)
+    train, val = Split(cache.images("train"), cache.labels("train")), Split(cache.images("val"), cache.labels("val"))
+    return fit(model, train, val, config, device, seed, checkpoint_dir, stage=STAGE, inputs=identity, on_epoch_end=on_epoch_end)
+
+
 def run_pretraining(
     name: str, cache: CaptionCache, backbone_source: str, config: TrainConfig, seed: int,
     checkpoint_dir: Path | None = None, on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
@@ -93,7 +112,7 @@ def run_pretraining(
     before = evaluate(model, val, config.eval_batch_size, device, config.amp)["accuracy"]
     logger.info("%s: val image-to-caption top-1 before pretraining %.3f (%d val captions)", name, before, len(cache.val_captions))
     seed_everything(seed)
-    result = fit(model, train, val, config, device, seed, checkpoint_dir, stage=STAGE, inputs=identity, on_epoch_end=on_epoch_end)
+    result = _fit(model, cache, backbone_source, config, seed, device, checkpoint_dir, identity, on_epoch_end)
     run_info = _run_info(name, model, backbone_source, config, seed, device, result) | {
         "val_retrieval_before": before, "truncated_captions": truncated, "captions": len(cache.captions),
         "train_images": len(train), "val_images": len(val), "inputs": identity,
@@ -107,6 +126,7 @@ def _run_info(name: str, model: CaptionPretrainer, source: str, config: TrainCon
     history = result.history
     return {
         "name": name, "backbone": source, "family": model.backbone.family, "loss": config.loss, "seed": seed, "device": str(device),
+        "processes": config.distributed.num_processes,
         "image_size": model.image_size, "trainable_parameters": trainable, "total_parameters": total,
         "epochs_run": len(history), "best_epoch": result.best_epoch, "best_val_retrieval": result.best_val_accuracy,
         "resumed_from_epoch": result.resumed_from_epoch, "peak_memory_mb": result.peak_memory_mb, "peak_memory_kind": memory_kind(device),
