@@ -44,3 +44,12 @@ def test_each_set_gets_seed_mean_accuracy_with_an_interval_and_test_comes_first(
 
 def test_a_model_without_evaluation_predictions_has_no_rows():
     assert robustness_table([_run(None)], StatisticsSettings()).empty
+
+
+def test_the_report_shows_the_table_or_says_why_not():
+    from har_kedro.reporting.html_report import robustness_section
+
+    table = robustness_table([_run(_frame(np.random.default_rng(1), {"test": 10, "shifted": 12}))], StatisticsSettings(bootstrap_resamples=100))
+    page = robustness_section(table, StatisticsSettings())
+    assert 'id="shift-table"' in page and ">shifted<" in page and "WiSE-FT CI low" in page
+    assert "No evaluation predictions were saved" in robustness_section(pd.DataFrame(), StatisticsSettings())
