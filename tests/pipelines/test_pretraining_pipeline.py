@@ -56,3 +56,16 @@ def test_without_a_corpus_nothing_is_pretrained_and_fine_tuning_from_it_is_refus
     pointer = context.catalog.load("pretraining.clip.backbone")
     with pytest.raises(TrainingConfigError, match=r"model.from_pretraining is true but there is no pretrained model \(pretraining.corpus is null.*kedro run --pipeline=pretraining"):
         prepare_backbone({"backbone": "openai/clip-vit-base-patch16", "from_pretraining": True}, {}, pointer)
+
+
+def test_a_corpus_without_val_images_is_refused_before_training(tmp_path):
+    import numpy as np
+
+    from har_kedro.datasets.array_store import StoredArrays
+    from har_kedro.pipelines.pretraining.nodes import pretrain_backbone
+
+    np.save(tmp_path / "val_labels.npy", np.zeros(0, dtype=np.int64))
+    stored = StoredArrays(tmp_path, "f", {"splits": {"train": {"count": 3}, "val": {"count": 0}}}, ("val_labels",))
+    training = {"method": "full", "loss": "contrastive", "device": "cpu"}
+    with pytest.raises(TrainingConfigError, match=r"pretraining.cache.val_fraction leaves no val images.*set it above 0"):
+        pretrain_backbone(stored, tmp_path, tmp_path, {"backbone": "x"}, training, 0, target="pretraining.clip")

@@ -97,5 +97,7 @@ def pretrain_backbone(
         logger.info("%s: %s; nothing pretrained.", target, NO_CORPUS)
         return {"path": None, "reason": NO_CORPUS}, pd.DataFrame(), {"name": target, "skipped": NO_CORPUS}
     cache = CaptionCache(caption_cache)
+    if not len(cache.labels("val")):
+        raise TrainingConfigError(f"pretraining.cache.val_fraction leaves no val images, but {target} keeps its best val epoch; set it above 0 (e.g. 0.05).")
     source = _source(model, cache, target)
     return pretrain_into_store(store, target, cache, source, config, seed, checkpoints / f"seed_{seed}", active_epoch_logger(target))
