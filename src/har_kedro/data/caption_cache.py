@@ -20,8 +20,9 @@ import pandas as pd
 
 from har_kedro.data.decoding import RESAMPLING, decode_chunks
 from har_kedro.data.errors import DataInputError
+from har_kedro.data.image_cache import SplitArrays
 from har_kedro.data.parallel import resolve_workers
-from har_kedro.datasets.array_store import ArrayBundle, LazyArray, StoredArrays
+from har_kedro.datasets.array_store import ArrayBundle, LazyArray
 
 # Bump when the cache's bytes change for the same inputs and settings.
 CAPTION_CACHE_FORMAT = 1
@@ -145,14 +146,10 @@ def plan_caption_cache(pairs: pd.DataFrame, settings: CaptionCacheSettings) -> A
 
 
 @dataclass(frozen=True)
-class CaptionCache:
-    """Typed view over a loaded caption cache."""
+class CaptionCache(SplitArrays):
+    """Typed view over a loaded caption cache: train and val images, their caption ids, the captions."""
 
-    stored: StoredArrays
-
-    @property
-    def image_size(self) -> int:
-        return int(self.stored.metadata["image_size"])
+    kind = "caption cache"
 
     @property
     def captions(self) -> list[str]:
@@ -166,22 +163,7 @@ class CaptionCache:
     def fingerprint(self) -> str:
         return self.stored.fingerprint
 
-    def images(self, split: str) -> np.ndarray:
-        """``(N, S, S, 3)`` uint8, memory-mapped."""
-        return self.stored[f"{self._check(split)}_images"]
-
-    def labels(self, split: str) -> np.ndarray:
-        return np.asarray(self.stored[f"{self._check(split)}_labels"])
-
     def caption_index(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(start, count, ids)``: image ``i``'s caption ids are ``ids[start[i] : start[i] + count[i]]``."""
         split = self._check(split)
         return tuple(np.asarray(self.stored[f"{split}_caption_{k}"]) for k in ("start", "count", "ids"))  # type: ignore[return-value]
-
-    def image_ids(self, split: str) -> list[str]:
-        return list(self.stored.metadata["splits"][self._check(split)]["image_ids"])
-
-    def _check(self, split: str) -> str:
-        if split not in CAPTION_SPLITS:
-            raise KeyError(f"split '{split}' is not in the caption cache; it holds {list(CAPTION_SPLITS)}")
-        return split

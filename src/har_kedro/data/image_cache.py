@@ -95,14 +95,15 @@ def plan_image_cache(manifest: pd.DataFrame, class_names: Sequence[str], setting
 
 
 @dataclass(frozen=True)
-class ImageCache:
-    """Typed view over a loaded cache."""
+class SplitArrays:
+    """What every cache here holds per split: uint8 images, integer labels and image ids (metadata ``splits``).
+
+    The training loop and :class:`~har_kedro.training.run_inputs.RunInputs` read a cache through this view,
+    so the image cache and the caption cache (data/caption_cache.py) train the same way.
+    """
 
     stored: StoredArrays
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.stored.metadata["class_names"])
+    kind = "cache"  # named in the unknown-split error
 
     @property
     def image_size(self) -> int:
@@ -124,5 +125,16 @@ class ImageCache:
 
     def _check(self, split: str) -> str:
         if split not in self.stored.metadata["splits"]:
-            raise KeyError(f"split '{split}' is not in the image cache; it holds {self.splits}")
+            raise KeyError(f"split '{split}' is not in the {self.kind}; it holds {self.splits}")
         return split
+
+
+@dataclass(frozen=True)
+class ImageCache(SplitArrays):
+    """Typed view over a loaded image cache: train/val/test (and evaluation sets) and the class names."""
+
+    kind = "image cache"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.stored.metadata["class_names"])

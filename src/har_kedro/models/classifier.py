@@ -49,6 +49,19 @@ def pretrained_logit_scale_and_bias(backbone: Backbone) -> tuple[float, float | 
     return scale, (float(bias.detach().float().item()) if bias is not None else None)
 
 
+def draw_in_groups(start: torch.Tensor, count: torch.Tensor, groups: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """For each of ``groups``, one row of its slice ``[start[g], start[g] + count[g])``, uniformly at random.
+
+    Drawn on the CPU from ``generator`` (the global one when ``None``), as augmentation draws, so a seed fixes
+    the draws and a resumed run, whose checkpoint holds that generator, continues them. FLYP draws a prompt of
+    each image's class with it (models/flyp.py), pretraining a caption of each image (models/pretrain.py).
+    """
+    uniform = torch.rand(groups.shape[0], generator=generator, dtype=torch.float64).to(groups.device)
+    n = count[groups]
+    within = torch.minimum((uniform * n).long(), n - 1)
+    return start[groups] + within
+
+
 class ClassHead(nn.Module):
     """Class embeddings plus log-temperature (and bias for sigmoid-trained models)."""
 

@@ -23,7 +23,7 @@ import torch
 
 from har_kedro.config.augment import AugmentConfig
 from har_kedro.models.backbones import Backbone
-from har_kedro.models.classifier import ClassHead, ImageClassifier
+from har_kedro.models.classifier import ClassHead, ImageClassifier, draw_in_groups
 from har_kedro.models.losses import paired_contrastive_loss
 
 ClassSide = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -52,10 +52,7 @@ class FlypClassifier(ImageClassifier):
 
         Drawn on the CPU from ``generator`` (the global one when ``None``), as augmentation draws.
         """
-        uniform = torch.rand(labels.shape[0], generator=generator, dtype=torch.float64).to(labels.device)
-        count = self._prompt_count[labels]
-        within = torch.minimum((uniform * count).long(), count - 1)
-        return self._prompt_start[labels] + within
+        return draw_in_groups(self._prompt_start, self._prompt_count, labels, generator)
 
     def training_loss(
         self,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from har_kedro.config.augment import AugmentConfig
 from har_kedro.models.backbones import Backbone, tokenize
-from har_kedro.models.classifier import ClassHead, ImageClassifier, pretrained_logit_scale_and_bias
+from har_kedro.models.classifier import ClassHead, ImageClassifier, draw_in_groups, pretrained_logit_scale_and_bias
 from har_kedro.models.losses import paired_contrastive_loss, paired_sigmoid_loss
 
 ClassSide = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -76,10 +76,7 @@ class CaptionPretrainer(ImageClassifier):
 
     def sample_captions(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B,)`` caption ids: for each training image (by index), one of its captions, uniformly at random."""
-        uniform = torch.rand(images.shape[0], generator=generator, dtype=torch.float64).to(images.device)
-        count = self._count[images]
-        within = torch.minimum((uniform * count).long(), count - 1)
-        return self._ids[self._start[images] + within]
+        return self._ids[draw_in_groups(self._start, self._count, images, generator)]
 
     def caption_features(self, ids: torch.Tensor) -> torch.Tensor:
         """``(len(ids), D)`` L2-normalised text embeddings of the captions ``ids`` (each distinct one encoded once)."""

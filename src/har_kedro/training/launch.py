@@ -39,7 +39,6 @@ import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from har_kedro.config.distributed import DistributedSettings
-from har_kedro.data.image_cache import ImageCache
 from har_kedro.models.backbones import load_backbone
 from har_kedro.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from har_kedro.training.distributed import Ranks
@@ -113,7 +112,7 @@ def _portable(run: RunInputs) -> RunInputs:
     """``run`` with absolute paths and plain containers, for processes that may start in another directory."""
     return dataclasses.replace(
         run,
-        cache=ImageCache(dataclasses.replace(run.cache.stored, path=Path(run.cache.stored.path).resolve())),
+        cache=type(run.cache)(dataclasses.replace(run.cache.stored, path=Path(run.cache.stored.path).resolve())),
         class_names=list(run.class_names),
         class_prompts={k: list(v) for k, v in run.class_prompts.items()},
         device=torch.device(run.device.type),

@@ -121,16 +121,20 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor])
             params[name].copy_(value.to(params[name].device, params[name].dtype))
 
 
+def top1(predicted: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
+    """The share of ``predicted`` class ids equal to ``labels`` (a float32 mean; NaN for no image)."""
+    if not len(predicted):
+        return float("nan")
+    return float((torch.as_tensor(np.asarray(predicted)) == torch.as_tensor(np.asarray(labels, dtype=np.int64))).float().mean())
+
+
 def evaluate(
     model: torch.nn.Module, split: Split, batch_size: int, device: torch.device, amp: str = "auto", ranks: Ranks = SINGLE_PROCESS
 ) -> dict[str, float]:
     """Cross-entropy and top-1 accuracy: comparable across objectives (rows shared out between ``ranks``)."""
     logits = ranks.predict(lambda part: predict_logits(model, part, batch_size, device, amp), split.inputs)
     labels = torch.as_tensor(np.array(split.labels, dtype=np.int64))
-    return {
-        "loss": float(torch.nn.functional.cross_entropy(logits, labels)),
-        "accuracy": float((logits.argmax(dim=1) == labels).float().mean()),
-    }
+    return {"loss": float(torch.nn.functional.cross_entropy(logits, labels)), "accuracy": top1(logits.argmax(dim=1), labels)}
 
 
 def _micro_batches(n: int, batch_size: int, accumulation: int, seed: int, epoch: int) -> list[list[np.ndarray]]:

@@ -30,7 +30,6 @@ from har_kedro.models.device import memory_kind, select_device
 from har_kedro.models.methods import count_parameters, set_trainable
 from har_kedro.models.pretrain import PRETRAIN_LOSSES, CaptionPretrainer
 from har_kedro.training.fast_path import apply_speed_settings
-from har_kedro.data.image_cache import ImageCache
 from har_kedro.training.fingerprint import RESUME_FREE, weights_fingerprint
 from har_kedro.training.launch import fit_in_processes
 from har_kedro.training.loop import FitResult, Split, evaluate, fit
@@ -81,18 +80,17 @@ def build_pretrainer(backbone: Backbone, cache: CaptionCache, config: TrainConfi
 def pretrainer_for_run(run: RunInputs, device: torch.device) -> CaptionPretrainer:
     """A worker process's pretrainer (training/launch.py): the same module, from the run's backbone and caption cache."""
     seed_everything(run.seed)
-    return build_pretrainer(load_backbone(run.backbone_source), CaptionCache(run.cache.stored), run.config, device)
+    assert isinstance(run.cache, CaptionCache), "pretraining workers get the caption cache"
+    return build_pretrainer(load_backbone(run.backbone_source), run.cache, run.config, device)
 
 
-def _fit(model: CaptionPretrainer, cache: CaptionCache, source: str, config: TrainConfig, seed: int, device: torch.device,
+def _fit(model: CaptionPretrainer, cache: CaptionCache, splits: tuple[Split, Split], source: str, config: TrainConfig, seed: int, device: torch.device,
          checkpoint_dir: Path | None, identity: dict[str, str], on_epoch_end: Callable[[int, dict[str, Any]], None] | None) -> FitResult:
     """``fit`` here, or in ``distributed.num_processes`` processes (each gathers the whole batch's embeddings for the loss)."""
     if config.distributed.enabled:
-        # RunInputs reads a cache by split name; the caption cache's train/val arrays have the image cache's names.
-        run = RunInputs(ImageCache(cache.stored), [], {}, source, config, seed, model.image_size, device, checkpoint_dir, identity, on_epoch_end)
+        run = RunInputs(cache, [], {}, source, config, seed, model.image_size, device, checkpoint_dir, identity, on_epoch_end)
         return fit_in_processes(model, run, builder=pretrainer_for_run, stage=STAGE)
-    train, val = Split(cache.images("train"), cache.labels("train")), Split(cache.images("val"), cache.labels("val"))
-    return fit(model, train, val, config, device, seed, checkpoint_dir, stage=STAGE, inputs=identity, on_epoch_end=on_epoch_end)
+    return fit(model, *splits, config, device, seed, checkpoint_dir, stage=STAGE, inputs=identity, on_epoch_end=on_epoch_end)
 
 
 def run_pretraining(
@@ -112,7 +110,7 @@ def run_pretraining(
     before = evaluate(model, val, config.eval_batch_size, device, config.amp)["accuracy"]
     logger.info("%s: val image-to-caption top-1 before pretraining %.3f (%d val captions)", name, before, len(cache.val_captions))
     seed_everything(seed)
-    result = _fit(model, cache, backbone_source, config, seed, device, checkpoint_dir, identity, on_epoch_end)
+    result = _fit(model, cache, (train, val), backbone_source, config, seed, device, checkpoint_dir, identity, on_epoch_end)
     run_info = _run_info(name, model, backbone_source, config, seed, device, result) | {
         "val_retrieval_before": before, "truncated_captions": truncated, "captions": len(cache.captions),
         "train_images": len(train), "val_images": len(val), "inputs": identity,

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from har_kedro.config.training import TrainConfig
-from har_kedro.data.image_cache import ImageCache
+from har_kedro.data.image_cache import SplitArrays
 from har_kedro.training.loop import Split
 
 
@@ -18,7 +18,7 @@ from har_kedro.training.loop import Split
 class RunInputs:
     """What one run trains from and on; shared by its stages and its worker processes."""
 
-    cache: ImageCache
+    cache: SplitArrays  # the image cache (fine-tuning) or the caption cache (pretraining)
     class_names: Sequence[str]
     class_prompts: Mapping[str, Sequence[str]]
     backbone_source: str

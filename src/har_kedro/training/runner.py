@@ -38,7 +38,7 @@ from har_kedro.models.wise_ft import mix, snapshot, wise_ft_curve
 from har_kedro.training.fast_path import training_classifier
 from har_kedro.training.fingerprint import weights_fingerprint
 from har_kedro.training.launch import fit_in_processes
-from har_kedro.training.loop import FitResult, Split, evaluate, fit
+from har_kedro.training.loop import FitResult, Split, evaluate, fit, top1
 from har_kedro.training.run_inputs import RunInputs
 from har_kedro.training.seeding import seed_everything
 
@@ -214,13 +214,6 @@ def _wise_ft(
         curve.alphas, curve.chosen_alpha, " (applied)" if settings.apply else " (not applied: wise_ft.apply is false)",
     )
     return curve.record(), predicted
-
-
-def top1(predicted: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 as :func:`~har_kedro.training.loop.evaluate` computes it (a float32 mean), so the two agree exactly."""
-    if not len(predicted):
-        return float("nan")
-    return float((torch.from_numpy(np.asarray(predicted)) == torch.from_numpy(np.asarray(labels, dtype=np.int64))).float().mean())
 
 
 def _predicted(model: ImageClassifier, run: RunInputs, splits: Sequence[str]) -> dict[str, np.ndarray]:

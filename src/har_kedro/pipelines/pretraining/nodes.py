@@ -10,13 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from har_kedro.config.errors import known_keys
 from har_kedro.config.training import TrainConfig, TrainingConfigError
 from har_kedro.data.caption_cache import CaptionCache, CaptionCacheSettings, plan_caption_cache
 from har_kedro.data.captions import CAPTION_COLUMNS, REJECTED_CAPTION_COLUMNS, CaptionSource, read_captions
 from har_kedro.data.errors import DataInputError
 from har_kedro.datasets.array_store import ArrayBundle, StoredArrays
 from har_kedro.demo.corpus import CORPUS_CSV, CorpusSpec, generate_caption_corpus
-from har_kedro.models.tiny import ensure_random_backbone
+from har_kedro.pipelines.training.nodes import backbone_from_block, check_model_keys
 from har_kedro.tracking import active_epoch_logger
 from har_kedro.training.pretraining import pretrain_into_store, pretraining_config
 
@@ -61,29 +62,9 @@ def build_caption_cache(pairs: pd.DataFrame, cache: dict[str, Any]) -> ArrayBund
     """Decoded images of the pairs, split by image into train and val; an empty marker without a corpus."""
     if pairs.empty:
         return ArrayBundle(_EMPTY_CACHE, {}, {"empty": True})
-    try:
-        settings = CaptionCacheSettings(**cache)
-    except TypeError:
-        allowed = sorted(f.name for f in dataclasses.fields(CaptionCacheSettings))
-        raise DataInputError(f"pretraining.cache has unknown keys {sorted(set(cache) - set(allowed))}; allowed keys are {allowed}.") from None
+    settings = CaptionCacheSettings(**known_keys(CaptionCacheSettings, cache, "pretraining.cache", DataInputError))
     settings.validate()
     return plan_caption_cache(pairs, settings)
-
-
-def _source(model: dict[str, Any], cache: CaptionCache, where: str) -> str:
-    """The backbone to pretrain; with ``build_random`` (demo, smoke) a random model over the captions' words is built there first."""
-    source = (model or {}).get("backbone")
-    if not source:
-        raise TrainingConfigError(f"{where}.model.backbone is empty; give a HuggingFace id or a local directory.")
-    unknown = sorted(set(model) - {"backbone", "build_random"})
-    if unknown:
-        raise TrainingConfigError(f"{where}.model has unknown keys {unknown}; allowed keys are ['backbone', 'build_random'].")
-    if model.get("build_random"):
-        try:
-            ensure_random_backbone(source, cache.captions, **model["build_random"])
-        except ValueError as error:
-            raise TrainingConfigError(f"{where}.model.{error}") from None
-    return str(source)
 
 
 def pretrain_backbone(
@@ -99,5 +80,7 @@ def pretrain_backbone(
     cache = CaptionCache(caption_cache)
     if not len(cache.labels("val")):
         raise TrainingConfigError(f"pretraining.cache.val_fraction leaves no val images, but {target} keeps its best val epoch; set it above 0 (e.g. 0.05).")
-    source = _source(model, cache, target)
+    model = model or {}
+    check_model_keys(model, f"{target}.model", ("backbone", "build_random"))
+    source = backbone_from_block(model, cache.captions, f"{target}.model")
     return pretrain_into_store(store, target, cache, source, config, seed, checkpoints / f"seed_{seed}", active_epoch_logger(target))

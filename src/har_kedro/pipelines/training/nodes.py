@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,32 @@ from har_kedro.training.seeds import train_seeds
 logger = logging.getLogger(__name__)
 
 
+def check_model_keys(model: dict[str, Any], where: str, allowed: Sequence[str]) -> None:
+    unknown = sorted(set(model) - set(allowed))
+    if unknown:
+        raise TrainingConfigError(f"{where} has unknown keys {unknown}; allowed keys are {list(allowed)}.")
+
+
+def backbone_from_block(model: dict[str, Any], vocabulary: Iterable[str], where: str) -> str:
+    """``<where>.backbone`` (a HuggingFace id or a directory); with ``build_random`` (demo, smoke) a random model whose
+    tokenizer knows ``vocabulary`` is built there first. Shared by the training and the pretraining nodes."""
+    source = model.get("backbone")
+    if not source:
+        raise TrainingConfigError(f"{where}.backbone is empty; give a HuggingFace id or a local directory.")
+    spec = model.get("build_random")
+    if spec:
+        try:
+            ensure_random_backbone(source, vocabulary, **spec)
+        except ValueError as error:
+            raise TrainingConfigError(f"{where}.{error}") from None
+        logger.info("Random %s backbone ready in %s", spec.get("preset") or spec.get("family"), source)
+    return str(source)
+
+
 def prepare_backbone(model: dict[str, Any], class_prompts: dict[str, list[str]], pretrained: dict[str, Any] | None = None) -> str:
     """The backbone id or directory: the pretraining pipeline's model with ``from_pretraining``; with
-    ``build_random`` (demo, smoke), a random model built there first."""
-    unknown = sorted(set(model) - {"backbone", "build_random", "from_pretraining"})
-    if unknown:
-        raise TrainingConfigError(f"the model block has unknown keys {unknown}; allowed keys are ['backbone', 'build_random', 'from_pretraining'].")
+    ``build_random`` (demo, smoke), a random model over the class prompts' words built there first."""
+    check_model_keys(model, "model", ("backbone", "build_random", "from_pretraining"))
     if model.get("from_pretraining"):
         path = (pretrained or {}).get("path")
         if not path:
@@ -34,18 +55,7 @@ def prepare_backbone(model: dict[str, Any], class_prompts: dict[str, list[str]],
             raise TrainingConfigError(f"model.from_pretraining is true but there is no pretrained model ({why}); run `kedro run --pipeline=pretraining` first, or set from_pretraining: false.")
         logger.info("Fine-tuning from the pretrained model in %s", path)
         return str(path)
-    source = model.get("backbone")
-    if not source:
-        raise TrainingConfigError("the model's `backbone` parameter is empty; give a HuggingFace id or a local directory.")
-    spec = model.get("build_random")
-    if spec:
-        vocabulary = [text for texts in class_prompts.values() for text in texts]
-        try:
-            ensure_random_backbone(source, vocabulary, **spec)
-        except ValueError as error:
-            raise TrainingConfigError(f"model.{error}") from None
-        logger.info("Random %s backbone ready in %s", spec.get("preset") or spec.get("family"), source)
-    return str(source)
+    return backbone_from_block(model, [text for texts in class_prompts.values() for text in texts], "model")
 
 
 def train_model(
